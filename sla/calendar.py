@@ -1,0 +1,173 @@
+"""Business calendar: business time between instants and due instants, exact to the second.
+
+One row per business day holds the day's opening and closing instants in UTC (so DST is
+handled once, when the row is built) and the business seconds of all earlier business days
+(`cum_before`). Then, for an instant t,
+
+    clock(t) = cum_before(d) + clamp(t - open(d), 0, length(d))   where d = last day opened <= t
+
+is the business time elapsed since the calendar's start. The business time between a and b
+is clock(b) - clock(a) (0 for a reversed interval), and a due instant is the inverse lookup.
+DuckDB does the same with an ASOF join over the same rows (see `sla/sql/metrics.sql`),
+and this module's Python API answers single calls over the same rows.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from dataclasses import dataclass
+from functools import cached_property
+
+import holidays as holidays_lib
+import pyarrow as pa
+
+from sla.policy import CalendarPolicy, parse_hours
+
+UTC = dt.timezone.utc
+
+
+@dataclass(frozen=True)
+class BusinessDay:
+    day: dt.date
+    open_epoch: int  # seconds since 1970-01-01T00:00Z
+    close_epoch: int
+    cum_before: int  # business seconds of all earlier business days in the table
+
+    @property
+    def seconds(self) -> int:
+        return self.close_epoch - self.open_epoch
+
+
+def _epoch(local_day: dt.date, t: dt.time, tz) -> int:
+    # fold=0: for a wall time that does not exist or repeats (DST), take the first reading.
+    return int(dt.datetime.combine(local_day, t, tzinfo=tz).timestamp())
+
+
+def _holiday_dates(policy: CalendarPolicy, first: dt.date, last: dt.date) -> dict[dt.date, str]:
+    if policy.holidays.country is None:
+        return {}
+    hol = holidays_lib.country_holidays(
+        policy.holidays.country,
+        subdiv=policy.holidays.subdivision,
+        years=range(first.year, last.year + 1),
+    )
+    return dict(hol.items())
+
+
+def build_business_days(policy: CalendarPolicy, first: dt.date, last: dt.date) -> list[BusinessDay]:
+    """Business days from `first` to `last` (local dates, inclusive)."""
+    tz = policy.tz
+    holidays = _holiday_dates(policy, first, last)
+    closed = set(policy.extra_closed_dates)
+    opened = {o.date: (parse_hours(o.hours) if o.hours else policy.default_open_window()) for o in policy.extra_open_dates}
+    days: list[BusinessDay] = []
+    cum = 0
+    day = first
+    one = dt.timedelta(days=1)
+    while day <= last:
+        window = opened.get(day)
+        if window is None and day not in closed and day not in holidays:
+            window = policy.window_for_weekday(day.weekday())
+        if window is not None:
+            open_e = _epoch(day, window[0], tz)
+            close_e = _epoch(day, window[1], tz) + (1 if window[1] == dt.time.max.replace(microsecond=0) else 0)
+            days.append(BusinessDay(day, open_e, close_e, cum))
+            cum += close_e - open_e
+        day += one
+    return days
+
+
+def _to_epoch(t: dt.datetime) -> int:
+    if t.tzinfo is None:
+        raise ValueError(f"naive datetime {t!r}: business time needs an offset")
+    return int(t.timestamp() // 1)
+
+
+class BusinessCalendar:
+    """Single-call API over the calendar rows (the DuckDB table holds the same rows)."""
+
+    def __init__(self, days: list[BusinessDay]):
+        if not days:
+            raise ValueError("the business calendar has no business day")
+        self.days = days
+        self._opens = [d.open_epoch for d in days]
+        self._cum_end = [d.cum_before + d.seconds for d in days]
+
+    @classmethod
+    def from_policy(cls, policy: CalendarPolicy, first: dt.date, last: dt.date) -> "BusinessCalendar":
+        return cls(build_business_days(policy, first, last))
+
+    @classmethod
+    def from_duckdb(cls, con, table: str = "business_calendar") -> "BusinessCalendar":
+        rows = con.execute(f"SELECT day, open_epoch, close_epoch, cum_before FROM {table} ORDER BY open_epoch").fetchall()
+        return cls([BusinessDay(*r) for r in rows])
+
+    @cached_property
+    def first_day(self) -> dt.date:
+        return self.days[0].day
+
+    @cached_property
+    def last_day(self) -> dt.date:
+        return self.days[-1].day
+
+    def clock(self, t: dt.datetime) -> int:
+        """Business seconds elapsed from the calendar's start up to instant t."""
+        e = _to_epoch(t)
+        i = bisect.bisect_right(self._opens, e) - 1
+        if i < 0:
+            return 0
+        d = self.days[i]
+        return d.cum_before + min(max(e - d.open_epoch, 0), d.seconds)
+
+    def business_seconds(self, start: dt.datetime, end: dt.datetime) -> int:
+        """Length in seconds of the overlap of [start, end] with business hours; 0 if end <= start."""
+        return max(self.clock(end) - self.clock(start), 0)
+
+    def due(self, start: dt.datetime, target_seconds: int) -> dt.datetime:
+        """Earliest instant at which `target_seconds` of business time have elapsed since start.
+
+        A target that is reached exactly at closing time is due at closing time that day.
+        """
+        if target_seconds <= 0:
+            return start
+        goal = self.clock(start) + target_seconds
+        i = bisect.bisect_left(self._cum_end, goal)
+        if i >= len(self.days):
+            raise ValueError(f"due instant beyond the calendar's last day {self.last_day}")
+        d = self.days[i]
+        return dt.datetime.fromtimestamp(d.open_epoch + goal - d.cum_before, UTC)
+
+    def is_open(self, t: dt.datetime) -> bool:
+        e = _to_epoch(t)
+        i = bisect.bisect_right(self._opens, e) - 1
+        return i >= 0 and e < self.days[i].close_epoch
+
+    def to_arrow(self) -> pa.Table:
+        return pa.table(
+            {
+                "day": pa.array([d.day for d in self.days], pa.date32()),
+                "open_epoch": pa.array(self._opens, pa.int64()),
+                "close_epoch": pa.array([d.close_epoch for d in self.days], pa.int64()),
+                "business_seconds": pa.array([d.seconds for d in self.days], pa.int64()),
+                "cum_before": pa.array([d.cum_before for d in self.days], pa.int64()),
+                "cum_end": pa.array(self._cum_end, pa.int64()),
+            }
+        )
+
+
+def write_business_calendar(con, calendar: BusinessCalendar, table: str = "business_calendar") -> int:
+    """(Re)create the calendar table in DuckDB from the same rows the Python API uses."""
+    arrow_days = calendar.to_arrow()  # noqa: F841 - referenced by name in the SQL below
+    con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(
+        f"""
+        CREATE TABLE {table} AS
+        SELECT day,
+               to_timestamp(open_epoch)  AS open_utc,
+               to_timestamp(close_epoch) AS close_utc,
+               open_epoch, close_epoch, business_seconds, cum_before, cum_end
+        FROM arrow_days ORDER BY open_epoch
+        """
+    )
+    return len(calendar.days)
