@@ -1,0 +1,26 @@
+"""The one interface every ticket-system connector implements.
+
+A connector *stages* what it read into DuckDB staging tables shaped like the canonical export
+(`stg_tickets`, `stg_ticket_events`, `stg_contracts`, optionally `stg_invoices`; all text
+columns plus `line`, and `stg_<table>_malformed` for records it could not parse). Validation,
+rejects and everything after it are shared (`sla.ingest`), so every source obeys the same rules.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class ExportError(Exception):
+    """The input cannot be read at all (missing folder or file, missing columns). One line."""
+
+
+class TicketSource(ABC):
+    """A source of incident histories."""
+
+    #: prefix of `rejects.source` for records from this connector
+    name: str
+
+    @abstractmethod
+    def stage(self, con) -> dict[str, int]:
+        """Fill the staging tables; return the number of input records per source."""

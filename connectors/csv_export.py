@@ -1,0 +1,225 @@
+"""File connector: stage a canonical CSV export (data-contract.md part A) into DuckDB.
+
+Staging keeps every record as text, exactly as received, with the physical line number it
+starts on (the header is line 1), so that validation (`sla.ingest`) can reject a row with a
+reason that points into the file. Records DuckDB's CSV reader cannot parse at all (wrong
+number of fields, invalid UTF-8) become `malformed` rows with DuckDB's own message.
+
+Line numbers are exact even with quoted multi-line fields, CRLF, BOM and blank lines: the file
+is read a second time as physical lines; a line starts a record when the number of quote
+characters before it is even. DuckDB numbers records the same way (blank lines count, a
+multi-line record counts once), which lets us pair each parsed record with its first line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from connectors.base import ExportError, TicketSource
+from sla.db import scalar
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    name: str  # file name in the export folder, also the `source` of its rejects
+    table: str  # staging table suffix
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    must_exist: bool = True
+
+
+EXPORT_FILES = (
+    FileSpec("tickets.csv", "tickets", ("ticket_id", "customer_id", "subject", "severity", "created_at", "channel")),
+    FileSpec("ticket_events.csv", "ticket_events", ("ticket_id", "occurred_at", "kind", "actor", "value")),
+    FileSpec(
+        "contracts.csv",
+        "contracts",
+        ("customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager"),
+        optional=("language",),
+    ),
+    FileSpec(
+        "invoices.csv",
+        "invoices",
+        ("invoice_id", "customer_id", "issued_on", "period_start", "period_end", "amount_eur"),
+        must_exist=False,
+    ),
+)
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def read_header(path: Path) -> list[str]:
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    if not first.strip():
+        raise ExportError(f"{path.name} is empty: expected a header row")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ExportError(f"{path.name}: the header row is not UTF-8 text") from None
+    return next(csv.reader(io.StringIO(text)))
+
+
+def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec) -> int | None:
+    """Create `stg_<table>` (text columns + line) and `stg_<table>_malformed` (line, reason, raw).
+
+    Returns the number of data records in the file, or None if an optional file is absent.
+    """
+    path = export_dir / spec.name
+    if not path.is_file():
+        if spec.must_exist:
+            raise ExportError(f"{spec.name} not found in {export_dir}")
+        return None
+    header = read_header(path)
+    missing = [c for c in spec.required if c not in header]
+    if missing:
+        raise ExportError(f"{spec.name}: missing column(s) {', '.join(missing)} (header has: {', '.join(header)})")
+    if len(set(header)) != len(header):
+        raise ExportError(f"{spec.name}: duplicate column names in the header: {', '.join(header)}")
+    wanted = [c for c in (*spec.required, *spec.optional) if c in header]
+    columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+    file = _sql_str(str(path))
+    stg = f"stg_{spec.table}"
+
+    for t in ("_csv_rejects", "_csv_scans", "_line_rejects", "_line_scans"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _records AS
+        SELECT * FROM read_csv({file}, header = true, auto_detect = false, columns = {columns},
+                               delim = ',', quote = '"', escape = '"', strict_mode = true,
+                               store_rejects = true, rejects_table = '_csv_rejects',
+                               rejects_scan = '_csv_scans', parallel = false)
+        """
+    )
+    # Physical lines: no quoting, a delimiter that never occurs in text, one column.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _lines_raw AS
+        SELECT text FROM read_csv({file}, header = false, auto_detect = false, columns = {{'text': 'VARCHAR'}},
+                                  delim = '\x1e\x1f', quote = '', escape = '', strict_mode = false,
+                                  store_rejects = true, rejects_table = '_line_rejects',
+                                  rejects_scan = '_line_scans', parallel = false)
+        """
+    )
+    # Lines the line reader itself refused (invalid UTF-8) are re-inserted by number.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _lines AS
+        WITH refused AS (
+            SELECT DISTINCT line AS line_no, ltrim(csv_line, chr(10)) AS text FROM _line_rejects
+        ), refused_ranked AS (
+            SELECT line_no, text, line_no - row_number() OVER (ORDER BY line_no) AS kept_before FROM refused
+        ), kept AS (
+            SELECT rowid AS k, text FROM _lines_raw
+        )
+        SELECT k + 1 + coalesce((SELECT count(*) FROM refused_ranked r WHERE r.kept_before <= kept.k), 0) AS line_no,
+               text
+        FROM kept
+        UNION ALL
+        SELECT line_no, text FROM refused
+        """
+    )
+    # A line starts a record when the quotes before it are balanced; blank ones are skipped
+    # by the CSV reader but still counted in its record numbers.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _units AS
+        WITH q AS (
+            SELECT line_no, text,
+                   coalesce(sum(length(text) - length(replace(text, '"', ''))) OVER (
+                       ORDER BY line_no ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS quotes_before
+            FROM _lines
+        )
+        SELECT row_number() OVER (ORDER BY line_no) AS record_no, line_no,
+               coalesce(trim(text, chr(13)), '') = '' AS blank,
+               lead(line_no) OVER (ORDER BY line_no) AS next_line_no
+        FROM q WHERE quotes_before % 2 = 0
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _malformed_records AS
+        SELECT line AS record_no, any_value(error_message) AS message FROM _csv_rejects GROUP BY line
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {stg} AS
+        WITH starts AS (
+            SELECT u.line_no, row_number() OVER (ORDER BY u.record_no) - 1 AS k
+            FROM _units u
+            WHERE u.record_no > 1 AND NOT u.blank
+              AND u.record_no NOT IN (SELECT record_no FROM _malformed_records)
+        )
+        SELECT {", ".join(f'r."{c}"' for c in wanted)}, s.line_no AS line
+        FROM (SELECT rowid AS k, * FROM _records) r JOIN starts s USING (k)
+        ORDER BY line
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {stg}_malformed AS
+        SELECT u.line_no AS line, m.message AS reason,
+               (SELECT string_agg(l.text, chr(10) ORDER BY l.line_no) FROM _lines l
+                 WHERE l.line_no >= u.line_no AND (u.next_line_no IS NULL OR l.line_no < u.next_line_no)) AS raw
+        FROM _malformed_records m JOIN _units u USING (record_no)
+        """
+    )
+    parsed = scalar(con, f"SELECT count(*) FROM {stg}")
+    staged = scalar(con, f"SELECT count(*) FROM {stg}_malformed")
+    records = scalar(con, "SELECT count(*) FROM _units WHERE record_no > 1 AND NOT blank")
+    if parsed + staged != records:  # the pairing above is wrong somewhere: never load a shifted file
+        raise ExportError(
+            f"{spec.name}: could not pair {records} records with line numbers ({parsed} parsed, {staged} malformed)"
+        )
+    return records
+
+
+def raw_lines_sql(stg: str) -> str:
+    """SQL expression (correlated) giving the raw text of a staged row `s` of table `stg`."""
+    return (
+        "(SELECT string_agg(l.text, chr(10) ORDER BY l.line_no) FROM _lines_" + stg + " l "
+        "WHERE l.line_no >= s.line AND l.line_no < coalesce((SELECT min(u.line_no) FROM _units_" + stg +
+        " u WHERE u.line_no > s.line), s.line + 1))"
+    )
+
+
+def stage_export(con: duckdb.DuckDBPyConnection, export_dir: str | Path) -> dict[str, int]:
+    """Stage all files of a canonical export; returns records per file (absent optional files omitted)."""
+    export_dir = Path(export_dir)
+    if not export_dir.is_dir():
+        raise ExportError(f"export folder not found: {export_dir}")
+    counts: dict[str, int] = {}
+    for spec in EXPORT_FILES:
+        n = stage_file(con, export_dir, spec)
+        if n is not None:
+            counts[spec.name] = n
+            # keep the physical lines and record starts to quote rejected rows as received
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _lines_stg_{spec.table} AS SELECT * FROM _lines")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _units_stg_{spec.table} AS SELECT line_no FROM _units")
+        else:
+            con.execute(f"DROP TABLE IF EXISTS stg_{spec.table}")
+            con.execute(f"DROP TABLE IF EXISTS stg_{spec.table}_malformed")
+    for t in ("_records", "_lines_raw", "_lines", "_units", "_malformed_records"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return counts
+
+
+class CsvExportSource(TicketSource):
+    """The canonical CSV export folder (data-contract.md part A)."""
+
+    name = "csv"
+
+    def __init__(self, export_dir: str | Path):
+        self.export_dir = Path(export_dir)
+
+    def stage(self, con) -> dict[str, int]:
+        return stage_export(con, self.export_dir)

@@ -1,0 +1,15 @@
+"""Small DuckDB helpers shared by the domain layer."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def scalar(con, sql: str, params: list | None = None):
+    """First column of the first row (DuckDB 2 wants results fetched to completion)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def read_sql(name: str) -> str:
+    return resources.files("sla").joinpath("sql", name).read_text(encoding="utf-8")

@@ -1,0 +1,314 @@
+"""Validate staged records into accepted tables and `rejects`, set-based in DuckDB.
+
+Rules (sla-semantics.md section 3, data-contract.md): every staged record is either accepted
+or lands in `rejects` with a reason naming the field and the value. Identical duplicate rows
+count once (they are accepted and collapsed); rows that share a ticket id (invoice id) but
+differ are all rejected. `import_log` keeps, per source, rows in = accepted + rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sla.db import scalar
+from sla.policy import Policy
+
+TS_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)$"
+TS_LOCAL_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$"
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+AMOUNT_PATTERN = r"^-?\d{1,10}(\.\d{1,2})?$"
+EVENT_KINDS = ("reply", "status", "severity")
+REPLY_ACTORS = ("agent", "customer", "system")
+LANGUAGES = ("en", "de")
+
+
+def _lit(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _list(values) -> str:
+    return "(" + ", ".join(_lit(v) for v in values) + ")"
+
+
+def _shown(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _q(col: str) -> str:
+    """SQL expression quoting a field's value for a reason text."""
+    return f"'''' || {col} || ''''"
+
+
+def _required(col: str) -> str:
+    return f"CASE WHEN {col} IS NULL OR trim({col}) = '' THEN '{col} is empty' END"
+
+
+def _timestamp_check(col: str) -> str:
+    return f"""CASE
+        WHEN {col} IS NULL OR trim({col}) = '' THEN '{col} is empty'
+        WHEN regexp_full_match({col}, '{TS_LOCAL_PATTERN}') THEN '{col} ' || {_q(col)} || ' has no UTC offset (timezone unknown)'
+        WHEN NOT regexp_full_match({col}, '{TS_PATTERN}') OR try_cast({col} AS TIMESTAMPTZ) IS NULL
+            THEN '{col} ' || {_q(col)} || ' is not an ISO 8601 timestamp'
+    END"""
+
+
+def _date_check(col: str, optional: bool = False) -> str:
+    empty = "NULL" if optional else f"'{col} is empty'"
+    return f"""CASE
+        WHEN {col} IS NULL OR trim({col}) = '' THEN {empty}
+        WHEN NOT regexp_full_match({col}, '{DATE_PATTERN}') OR try_cast({col} AS DATE) IS NULL
+            THEN '{col} ' || {_q(col)} || ' is not a date (YYYY-MM-DD)'
+    END"""
+
+
+def _in_check(col: str, allowed, label: str | None = None) -> str:
+    return (
+        f"CASE WHEN {col} IS NULL OR {col} NOT IN {_list(allowed)} THEN "
+        f"'{label or col} ' || coalesce({_q(col)}, 'empty') || ' is not one of {_shown(allowed)}' END"
+    )
+
+
+def _reasons(*checks: str) -> str:
+    return "nullif(concat_ws('; ', " + ", ".join(checks) + "), '')"
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    source: str
+    rows_in: int
+    accepted: int
+    rejected: int
+    duplicates_collapsed: int
+
+
+def _raw(table: str) -> str:
+    from connectors.csv_export import raw_lines_sql
+
+    return raw_lines_sql(f"stg_{table}")
+
+
+def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
+    """Turn `stg_*` tables into `tickets`, `ticket_events`, `contracts`, `invoices` and `rejects`."""
+    severities = [str(s) for s in policy.severities]
+    con.execute(
+        "CREATE OR REPLACE TABLE rejects (source VARCHAR, line BIGINT, reason VARCHAR, raw VARCHAR)"
+    )
+
+    def reject_malformed(source: str, table: str) -> None:
+        con.execute(
+            f"INSERT INTO rejects SELECT {_lit(source)}, line, 'malformed CSV record: ' || reason, raw "
+            f"FROM stg_{table}_malformed"
+        )
+
+    # ---- tickets -----------------------------------------------------------------------
+    reject_malformed("tickets.csv", "tickets")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _tickets_checked AS
+        SELECT s.*, {_reasons(_required("ticket_id"), _required("customer_id"),
+                              _in_check("severity", severities), _timestamp_check("created_at"))} AS reason
+        FROM stg_tickets s
+        """
+    )
+    _collapse_and_conflicts(con, "_tickets_checked", "ticket_id",
+                            ("ticket_id", "customer_id", "subject", "severity", "created_at", "channel"))
+    con.execute(
+        f"""INSERT INTO rejects SELECT 'tickets.csv', line, reason, {_raw("tickets")}
+            FROM _tickets_checked s WHERE reason IS NOT NULL"""
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE tickets AS
+        SELECT ticket_id, customer_id, subject, CAST(severity AS INTEGER) AS severity,
+               date_trunc('second', CAST(created_at AS TIMESTAMPTZ)) AS created_at, channel, line
+        FROM _tickets_checked WHERE reason IS NULL AND NOT is_copy
+        ORDER BY created_at, ticket_id
+        """
+    )
+
+    # ---- events --------------------------------------------------------------------------
+    reject_malformed("ticket_events.csv", "ticket_events")
+    statuses = policy.statuses.known
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _events_checked AS
+        SELECT s.*, {_reasons(
+            f"CASE WHEN s.ticket_id IS NULL OR trim(s.ticket_id) = '' THEN 'ticket_id is empty' "
+            f"WHEN t.ticket_id IS NULL THEN 'ticket_id ' || {_q('s.ticket_id')} || "
+            f"' is not an accepted ticket (unknown, or rejected in tickets.csv)' END",
+            _timestamp_check("occurred_at"),
+            _in_check("kind", EVENT_KINDS),
+            f"CASE WHEN kind = 'reply' THEN {_in_check('actor', REPLY_ACTORS, 'reply actor')} END",
+            f"CASE WHEN kind = 'status' THEN {_in_check('value', statuses, 'status value')} END",
+            f"CASE WHEN kind = 'severity' THEN {_in_check('value', severities, 'severity value')} END",
+            f"CASE WHEN try_cast(occurred_at AS TIMESTAMPTZ) < t.created_at AND regexp_full_match(occurred_at, '{TS_PATTERN}') "
+            f"THEN 'occurred_at ' || {_q('occurred_at')} || ' is before the ticket''s created_at ' || "
+            f"strftime(t.created_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') END",
+        )} AS reason
+        FROM stg_ticket_events s LEFT JOIN tickets t ON t.ticket_id = s.ticket_id
+        """
+    )
+    _collapse_and_conflicts(con, "_events_checked", None, ("ticket_id", "occurred_at", "kind", "actor", "value"))
+    con.execute(
+        f"""INSERT INTO rejects SELECT 'ticket_events.csv', line, reason, {_raw("ticket_events")}
+            FROM _events_checked s WHERE reason IS NOT NULL"""
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE ticket_events AS
+        SELECT ticket_id, date_trunc('second', CAST(occurred_at AS TIMESTAMPTZ)) AS occurred_at,
+               kind, actor, nullif(value, '') AS value, line
+        FROM _events_checked WHERE reason IS NULL AND NOT is_copy
+        ORDER BY ticket_id, occurred_at, line
+        """
+    )
+
+    # ---- contracts -------------------------------------------------------------------------
+    reject_malformed("contracts.csv", "contracts")
+    has_language = "language" in {r[0] for r in con.execute("DESCRIBE stg_contracts").fetchall()}
+    language = "language" if has_language else "NULL"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _contracts_checked AS
+        SELECT s.*, {language} AS lang, {_reasons(
+            _required("customer_id"),
+            _in_check("tier", list(policy.tiers)),
+            _date_check("valid_from"),
+            _date_check("valid_to", optional=True),
+            "CASE WHEN try_cast(valid_to AS DATE) < try_cast(valid_from AS DATE) THEN 'valid_to ' || "
+            + _q("valid_to") + " || ' is before valid_from ' || " + _q("valid_from") + " END",
+            (f"CASE WHEN nullif(trim(language), '') IS NOT NULL AND language NOT IN {_list(LANGUAGES)} "
+             f"THEN 'language ' || {_q('language')} || ' is not one of {_shown(LANGUAGES)}' END") if has_language else "NULL",
+        )} AS reason
+        FROM stg_contracts s
+        """
+    )
+    cols = ("customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager") + (
+        ("language",) if has_language else ()
+    )
+    _collapse_and_conflicts(con, "_contracts_checked", None, cols)
+    # Overlapping contracts of one customer: all of them are rejected (which one is right?).
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _contract_overlaps AS
+        SELECT a.line, string_agg(CAST(b.line AS VARCHAR), ', ' ORDER BY b.line) AS other_lines
+        FROM _contracts_checked a JOIN _contracts_checked b
+          ON a.customer_id = b.customer_id AND a.line <> b.line
+         AND a.reason IS NULL AND b.reason IS NULL AND NOT a.is_copy AND NOT b.is_copy
+         AND CAST(a.valid_from AS DATE) <= coalesce(try_cast(b.valid_to AS DATE), DATE '9999-12-31')
+         AND CAST(b.valid_from AS DATE) <= coalesce(try_cast(a.valid_to AS DATE), DATE '9999-12-31')
+        GROUP BY a.line
+        """
+    )
+    con.execute(
+        """
+        UPDATE _contracts_checked c SET reason = 'contract of customer_id ''' || c.customer_id ||
+            ''' overlaps the contract(s) on line ' || o.other_lines
+        FROM _contract_overlaps o WHERE o.line = c.line
+        """
+    )
+    con.execute(
+        f"""INSERT INTO rejects SELECT 'contracts.csv', line, reason, {_raw("contracts")}
+            FROM _contracts_checked s WHERE reason IS NOT NULL"""
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE contracts AS
+        SELECT customer_id, customer_name, tier, CAST(valid_from AS DATE) AS valid_from,
+               CAST(nullif(trim(valid_to), '') AS DATE) AS valid_to, account_manager,
+               coalesce(nullif(trim(lang), ''), 'en') AS language, line
+        FROM _contracts_checked WHERE reason IS NULL AND NOT is_copy
+        ORDER BY customer_id, valid_from
+        """
+    )
+
+    # ---- invoices (optional) ----------------------------------------------------------------
+    con.execute(
+        """CREATE OR REPLACE TABLE invoices (invoice_id VARCHAR, customer_id VARCHAR, issued_on DATE,
+           period_start DATE, period_end DATE, amount_eur DECIMAL(12,2), line BIGINT)"""
+    )
+    if "invoices.csv" in staged:
+        reject_malformed("invoices.csv", "invoices")
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _invoices_checked AS
+            SELECT s.*, {_reasons(
+                _required("invoice_id"), _required("customer_id"), _date_check("issued_on"),
+                _date_check("period_start"), _date_check("period_end"),
+                "CASE WHEN try_cast(period_end AS DATE) < try_cast(period_start AS DATE) THEN 'period_end ' || "
+                + _q("period_end") + " || ' is before period_start ' || " + _q("period_start") + " END",
+                f"CASE WHEN amount_eur IS NULL OR NOT regexp_full_match(trim(amount_eur), '{AMOUNT_PATTERN}') "
+                f"THEN 'amount_eur ' || coalesce({_q('amount_eur')}, 'empty') || ' is not a decimal amount like 17988.00' END",
+            )} AS reason
+            FROM stg_invoices s
+            """
+        )
+        _collapse_and_conflicts(con, "_invoices_checked", "invoice_id",
+                                ("invoice_id", "customer_id", "issued_on", "period_start", "period_end", "amount_eur"))
+        con.execute(
+            f"""INSERT INTO rejects SELECT 'invoices.csv', line, reason, {_raw("invoices")}
+                FROM _invoices_checked s WHERE reason IS NOT NULL"""
+        )
+        con.execute(
+            """
+            INSERT INTO invoices
+            SELECT invoice_id, customer_id, CAST(issued_on AS DATE), CAST(period_start AS DATE),
+                   CAST(period_end AS DATE), CAST(trim(amount_eur) AS DECIMAL(12,2)), line
+            FROM _invoices_checked WHERE reason IS NULL AND NOT is_copy ORDER BY invoice_id
+            """
+        )
+
+    return _write_import_log(con, staged)
+
+
+def _collapse_and_conflicts(con, table: str, key: str | None, columns: tuple[str, ...]) -> None:
+    """Mark identical copies (`is_copy`, counted once) and reject rows sharing `key` but differing."""
+    row = "(" + ", ".join(f"coalesce({c}, chr(0))" for c in columns) + ")"
+    con.execute(f"ALTER TABLE {table} ADD COLUMN is_copy BOOLEAN DEFAULT false")
+    con.execute(
+        f"""
+        UPDATE {table} t SET is_copy = true FROM (
+            SELECT line, row_number() OVER (PARTITION BY {row} ORDER BY line) AS n FROM {table}
+        ) d WHERE d.line = t.line AND d.n > 1
+        """
+    )
+    if key is None:
+        return
+    con.execute(
+        f"""
+        UPDATE {table} t SET reason = concat_ws('; ', t.reason,
+            '{key} ''' || t.{key} || ''' appears with different values on lines ' || c.lines)
+        FROM (
+            SELECT {key}, string_agg(CAST(line AS VARCHAR), ', ' ORDER BY line) AS lines
+            FROM {table} WHERE NOT is_copy AND {key} IS NOT NULL AND trim({key}) <> ''
+            GROUP BY {key} HAVING count(*) > 1
+        ) c WHERE c.{key} = t.{key}
+        """
+    )
+    # copies of a conflicting row are rejected too: every row carrying that id
+    con.execute(f"UPDATE {table} SET is_copy = false WHERE is_copy AND reason IS NOT NULL")
+
+
+def _write_import_log(con, staged: dict[str, int]) -> list[LoadCounts]:
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS import_log (loaded_at TIMESTAMPTZ, source VARCHAR, rows_in BIGINT,
+           accepted BIGINT, rejected BIGINT, duplicates_collapsed BIGINT)"""
+    )
+    result = []
+    for source, table in (("tickets.csv", "tickets"), ("ticket_events.csv", "events"),
+                          ("contracts.csv", "contracts"), ("invoices.csv", "invoices")):
+        if source not in staged:
+            continue
+        rejected = scalar(con, "SELECT count(*) FROM rejects WHERE source = ?", [source])
+        copies = scalar(con, f"SELECT count(*) FROM _{table}_checked WHERE is_copy")
+        kept = scalar(con, f"SELECT count(*) FROM _{table}_checked WHERE reason IS NULL AND NOT is_copy")
+        counts = LoadCounts(source, staged[source], kept + copies, rejected, copies)
+        if counts.rows_in != counts.accepted + counts.rejected:
+            raise AssertionError(f"{source}: {counts.rows_in} rows in but {counts.accepted} accepted + "
+                                 f"{counts.rejected} rejected: a row was lost")
+        con.execute("INSERT INTO import_log VALUES (now(), ?, ?, ?, ?, ?)",
+                    [source, counts.rows_in, counts.accepted, counts.rejected, copies])
+        result.append(counts)
+    for t in ("tickets", "events", "contracts", "invoices"):
+        con.execute(f"DROP TABLE IF EXISTS _{t}_checked")
+    return result

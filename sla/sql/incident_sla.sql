@@ -1,0 +1,183 @@
+-- Per-incident SLA metrics (sla-semantics.md section 3), set-based over the business calendar.
+-- Inputs: tickets, ticket_events, contracts, business_calendar, sla_targets, sla_tiers, run_params.
+-- Placeholders in curly braces are filled from the validated policy by sla/metrics.py.
+
+-- Incidents as of the cut-off, with the local month and date of creation.
+CREATE OR REPLACE TEMP TABLE _incidents AS
+SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
+       CAST(timezone('{tz}', t.created_at) AS DATE) AS local_date,
+       strftime(timezone('{tz}', t.created_at), '%Y-%m') AS month
+FROM tickets t, run_params p
+WHERE t.created_at <= p.as_of;
+
+-- Events known at the cut-off, in time order; ties keep the order of the input file.
+CREATE OR REPLACE TEMP TABLE _events AS
+SELECT e.ticket_id, e.occurred_at, e.kind, e.actor, e.value, e.line,
+       row_number() OVER (PARTITION BY e.ticket_id ORDER BY e.occurred_at, e.line) AS seq
+FROM ticket_events e JOIN _incidents i USING (ticket_id), run_params p
+WHERE e.occurred_at <= p.as_of;
+
+-- Status changes with the status they leave.
+CREATE OR REPLACE TEMP TABLE _status AS
+SELECT ticket_id, occurred_at, seq, value AS status,
+       lag(value, 1, '{initial_status}') OVER (PARTITION BY ticket_id ORDER BY seq) AS previous_status
+FROM _events WHERE kind = 'status';
+
+-- Per incident: first agent reply, first resolved status, latest status, resolution instant.
+CREATE OR REPLACE TEMP TABLE _milestones AS
+SELECT i.ticket_id,
+       min(e.occurred_at) FILTER (WHERE e.kind = 'reply' AND e.actor = 'agent') AS first_agent_reply_at,
+       min(e.occurred_at) FILTER (WHERE e.kind = 'status' AND e.value IN {resolved}) AS first_resolved_at,
+       coalesce(arg_max(e.value, e.seq) FILTER (WHERE e.kind = 'status'), '{initial_status}') AS current_status
+FROM _incidents i LEFT JOIN _events e USING (ticket_id)
+GROUP BY i.ticket_id;
+
+CREATE OR REPLACE TEMP TABLE _resolution AS
+SELECT ticket_id, max(occurred_at) AS resolved_at
+FROM _status
+WHERE status IN {resolved} AND previous_status NOT IN {resolved}
+GROUP BY ticket_id;
+
+CREATE OR REPLACE TEMP TABLE _stops AS
+SELECT i.*, m.current_status,
+       least(m.first_agent_reply_at, m.first_resolved_at) AS first_response_at,
+       CASE WHEN m.current_status IN {resolved} THEN r.resolved_at END AS resolved_at
+FROM _incidents i JOIN _milestones m USING (ticket_id) LEFT JOIN _resolution r USING (ticket_id);
+
+-- Clock segments: from creation through every status change to the resolution (or cut-off).
+CREATE OR REPLACE TEMP TABLE _segments AS
+WITH boundaries AS (
+    SELECT ticket_id, created_at AS seg_start, 0 AS seq, '{initial_status}' AS status FROM _stops
+    UNION ALL
+    SELECT ticket_id, occurred_at, seq, status FROM _status
+), ordered AS (
+    SELECT b.ticket_id, b.seq, b.status, b.seg_start,
+           lead(b.seg_start) OVER (PARTITION BY b.ticket_id ORDER BY b.seq) AS next_start
+    FROM boundaries b
+)
+SELECT o.ticket_id, o.seq, o.status,
+       CASE WHEN o.status IN {resolved} THEN 'stopped'
+            WHEN o.status IN {pause} THEN 'paused'
+            ELSE 'running' END AS state,
+       o.seg_start AS start_at,
+       least(coalesce(o.next_start, s.resolved_at, p.as_of), coalesce(s.resolved_at, p.as_of)) AS end_at
+FROM ordered o JOIN _stops s USING (ticket_id), run_params p
+WHERE o.seg_start < coalesce(s.resolved_at, p.as_of)
+   OR (o.seq = 0 AND o.seg_start = coalesce(s.resolved_at, p.as_of));
+
+-- Business clock at every instant we need: one ASOF join against the calendar.
+CREATE OR REPLACE TEMP TABLE _instants AS
+SELECT DISTINCT epoch(x)::BIGINT AS e FROM (
+    SELECT start_at AS x FROM _segments UNION ALL SELECT end_at FROM _segments
+    UNION ALL SELECT created_at FROM _stops UNION ALL SELECT first_response_at FROM _stops
+    UNION ALL SELECT as_of FROM run_params
+) WHERE x IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE _clock AS
+SELECT i.e, CASE WHEN c.open_epoch IS NULL THEN 0
+                 ELSE c.cum_before + least(greatest(i.e - c.open_epoch, 0), c.business_seconds) END AS clock
+FROM _instants i ASOF LEFT JOIN business_calendar c ON i.e >= c.open_epoch;
+
+CREATE OR REPLACE TABLE incident_clock_segments AS
+SELECT s.ticket_id, s.seq, s.status, s.state, s.start_at, s.end_at,
+       greatest(ce.clock - cs.clock, 0) AS business_seconds
+FROM _segments s
+JOIN _clock cs ON cs.e = epoch(s.start_at)::BIGINT
+JOIN _clock ce ON ce.e = epoch(s.end_at)::BIGINT
+ORDER BY s.ticket_id, s.seq;
+
+CREATE OR REPLACE TEMP TABLE _durations AS
+SELECT ticket_id,
+       coalesce(sum(business_seconds) FILTER (WHERE state = 'running'), 0) AS running_seconds,
+       coalesce(sum(business_seconds) FILTER (WHERE state = 'paused'), 0) AS paused_seconds
+FROM incident_clock_segments GROUP BY ticket_id;
+
+-- Severity in effect at an instant: last severity event at or before it (file order on ties).
+CREATE OR REPLACE TEMP TABLE _severity_changes AS
+SELECT ticket_id, occurred_at, CAST(arg_max(value, line) AS INTEGER) AS severity
+FROM _events WHERE kind = 'severity' GROUP BY ticket_id, occurred_at;
+
+CREATE OR REPLACE TEMP TABLE _fr_severity AS
+SELECT s.ticket_id, coalesce(c.severity, s.created_severity) AS severity
+FROM (SELECT _stops.*, coalesce(first_response_at, p.as_of) AS at FROM _stops, run_params p) s
+ASOF LEFT JOIN _severity_changes c ON s.ticket_id = c.ticket_id AND s.at >= c.occurred_at;
+
+CREATE OR REPLACE TEMP TABLE _res_severity AS
+SELECT s.ticket_id, coalesce(c.severity, s.created_severity) AS severity
+FROM (SELECT _stops.*, coalesce(resolved_at, p.as_of) AS at FROM _stops, run_params p) s
+ASOF LEFT JOIN _severity_changes c ON s.ticket_id = c.ticket_id AND s.at >= c.occurred_at;
+
+-- Tier: the contract in force on the local date of creation; quota rank within the local month.
+CREATE OR REPLACE TEMP TABLE _tiered AS
+SELECT s.*, c.tier,
+       row_number() OVER (PARTITION BY s.customer_id, s.month ORDER BY s.created_at, s.ticket_id) AS quota_rank
+FROM _stops s
+LEFT JOIN contracts c ON c.customer_id = s.customer_id
+      AND s.local_date BETWEEN c.valid_from AND coalesce(c.valid_to, DATE '9999-12-31');
+
+CREATE OR REPLACE TEMP TABLE _measured AS
+SELECT t.*, fs.severity AS first_response_severity, rs.severity AS resolution_severity,
+       ft.first_response_seconds AS first_response_target_seconds,
+       rt.resolution_seconds AS resolution_target_seconds,
+       tier_q.monthly_incident_quota AS quota,
+       cf.clock AS created_clock,
+       CASE WHEN t.first_response_at IS NOT NULL THEN greatest(cr.clock - cf.clock, 0) END AS first_response_business_seconds,
+       greatest(ca.clock - cf.clock, 0) AS elapsed_business_seconds,
+       d.running_seconds, d.paused_seconds
+FROM _tiered t
+JOIN _fr_severity fs USING (ticket_id)
+JOIN _res_severity rs USING (ticket_id)
+JOIN _durations d USING (ticket_id)
+JOIN _clock cf ON cf.e = epoch(t.created_at)::BIGINT
+LEFT JOIN _clock cr ON cr.e = epoch(t.first_response_at)::BIGINT
+CROSS JOIN run_params p
+JOIN _clock ca ON ca.e = epoch(p.as_of)::BIGINT
+LEFT JOIN sla_targets ft ON ft.tier = t.tier AND ft.severity = fs.severity
+LEFT JOIN sla_targets rt ON rt.tier = t.tier AND rt.severity = rs.severity
+LEFT JOIN sla_tiers tier_q ON tier_q.tier = t.tier;
+
+-- Due instant: inverse lookup, the day whose cumulative business time first reaches the goal.
+CREATE OR REPLACE TEMP TABLE _fr_due AS
+SELECT m.ticket_id,
+       CASE WHEN m.first_response_target_seconds = 0 THEN m.created_at
+            ELSE to_timestamp(c.open_epoch + (m.created_clock + m.first_response_target_seconds - c.cum_before)) END AS due_at
+FROM (SELECT ticket_id, created_at, created_clock, first_response_target_seconds,
+             created_clock + first_response_target_seconds AS goal
+      FROM _measured WHERE first_response_target_seconds IS NOT NULL) m
+ASOF LEFT JOIN business_calendar c ON m.goal > c.cum_before;
+
+CREATE OR REPLACE TABLE incident_sla AS
+SELECT m.ticket_id,
+       m.customer_id,
+       m.tier,
+       m.first_response_severity,
+       m.resolution_severity,
+       m.first_response_at,
+       m.resolved_at,
+       m.first_response_business_seconds::BIGINT AS first_response_business_seconds,
+       m.first_response_target_seconds::BIGINT AS first_response_target_seconds,
+       fd.due_at AS first_response_due_at,
+       CASE WHEN m.first_response_target_seconds IS NULL THEN NULL
+            WHEN m.first_response_at IS NOT NULL THEN m.first_response_business_seconds <= m.first_response_target_seconds
+            WHEN m.elapsed_business_seconds > m.first_response_target_seconds THEN false
+       END AS first_response_met,
+       CASE WHEN m.resolved_at IS NOT NULL THEN m.running_seconds END::BIGINT AS resolution_business_seconds,
+       CASE WHEN m.resolved_at IS NOT NULL THEN m.paused_seconds END::BIGINT AS paused_business_seconds,
+       m.resolution_target_seconds::BIGINT AS resolution_target_seconds,
+       CASE WHEN m.resolution_target_seconds IS NULL THEN NULL
+            WHEN m.resolved_at IS NOT NULL THEN m.running_seconds <= m.resolution_target_seconds
+            WHEN m.running_seconds > m.resolution_target_seconds THEN false
+       END AS resolution_met,
+       CASE WHEN m.tier IS NOT NULL THEN m.quota_rank > m.quota END AS over_quota,
+       -- extensions beyond the data contract (for reports and explanations)
+       m.created_at,
+       m.month,
+       m.created_severity,
+       m.current_status,
+       m.quota_rank::INTEGER AS quota_rank,
+       m.running_seconds::BIGINT AS resolution_elapsed_business_seconds,
+       m.paused_seconds::BIGINT AS paused_elapsed_business_seconds,
+       CASE WHEN m.first_response_at IS NULL THEN m.elapsed_business_seconds END::BIGINT AS first_response_elapsed_business_seconds,
+       p.as_of
+FROM _measured m LEFT JOIN _fr_due fd USING (ticket_id) CROSS JOIN run_params p
+ORDER BY m.created_at, m.ticket_id;

@@ -1,0 +1,36 @@
+-- Monthly aggregates (sla-semantics.md section 4): per month x customer x tier x severity x metric.
+-- The severity of a row is the severity that applies to that metric.
+CREATE OR REPLACE TABLE monthly_sla AS
+WITH metric_rows AS (
+    SELECT month, customer_id, tier, 'first_response' AS metric, first_response_severity AS severity,
+           first_response_met AS met, first_response_target_seconds AS target_seconds,
+           first_response_business_seconds AS business_seconds
+    FROM incident_sla
+    UNION ALL
+    SELECT month, customer_id, tier, 'resolution', resolution_severity,
+           resolution_met, resolution_target_seconds, resolution_business_seconds
+    FROM incident_sla
+)
+SELECT month, customer_id, tier, severity, metric,
+       count(*) AS incidents,
+       count(*) FILTER (WHERE met) AS met,
+       count(*) FILTER (WHERE NOT met) AS breached,
+       count(*) FILTER (WHERE met IS NULL AND target_seconds IS NOT NULL) AS pending,
+       count(*) FILTER (WHERE target_seconds IS NULL) AS no_target,
+       CAST(count(*) FILTER (WHERE met) AS DOUBLE) / nullif(count(*) FILTER (WHERE met IS NOT NULL), 0) AS compliance_rate,
+       median(business_seconds) AS median_business_seconds,
+       quantile_cont(business_seconds, 0.9) AS p90_business_seconds,
+       count(business_seconds) AS measured
+FROM metric_rows
+GROUP BY ALL
+ORDER BY month, customer_id, tier NULLS LAST, metric, severity;
+
+-- Quota usage per month x customer x tier (tier NULL: incidents without a contract).
+CREATE OR REPLACE TABLE monthly_quota AS
+SELECT s.month, s.customer_id, s.tier, count(*) AS incidents,
+       any_value(t.monthly_incident_quota) AS quota,
+       count(*) FILTER (WHERE s.over_quota) AS over_quota,
+       count(*) FILTER (WHERE s.resolved_at IS NULL) AS open_at_cutoff
+FROM incident_sla s LEFT JOIN sla_tiers t ON t.tier = s.tier
+GROUP BY ALL
+ORDER BY s.month, s.customer_id, s.tier NULLS LAST;
