@@ -152,7 +152,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec)
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE {stg} AS
+        CREATE OR REPLACE TEMP TABLE {stg} AS
         WITH starts AS (
             SELECT u.line_no, row_number() OVER (ORDER BY u.record_no) - 1 AS k
             FROM _units u
@@ -166,7 +166,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec)
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE {stg}_malformed AS
+        CREATE OR REPLACE TEMP TABLE {stg}_malformed AS
         SELECT u.line_no AS line, m.message AS reason,
                (SELECT string_agg(l.text, chr(10) ORDER BY l.line_no) FROM _lines l
                  WHERE l.line_no >= u.line_no AND (u.next_line_no IS NULL OR l.line_no < u.next_line_no)) AS raw

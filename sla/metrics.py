@@ -70,6 +70,11 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
     return scalar(con, "SELECT count(*) FROM incident_sla")
 
 
-def compute_monthly(con) -> int:
+def compute_monthly_slice(con, month: str) -> int:
+    """Rebuild the aggregates of one local month (delete the slice, insert it again)."""
     con.execute(read_sql("monthly.sql"))
-    return scalar(con, "SELECT count(*) FROM monthly_quota")
+    con.execute("DELETE FROM monthly_sla WHERE month = ?", [month])
+    con.execute("INSERT INTO monthly_sla SELECT * FROM monthly_sla_view WHERE month = ?", [month])
+    con.execute("DELETE FROM monthly_quota WHERE month = ?", [month])
+    con.execute("INSERT INTO monthly_quota SELECT * FROM monthly_quota_view WHERE month = ?", [month])
+    return scalar(con, "SELECT count(*) FROM monthly_quota WHERE month = ?", [month])

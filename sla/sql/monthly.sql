@@ -1,6 +1,8 @@
--- Monthly aggregates (sla-semantics.md section 4): per month x customer x tier x severity x metric.
--- The severity of a row is the severity that applies to that metric.
-CREATE OR REPLACE TABLE monthly_sla AS
+-- Monthly aggregates (sla-semantics.md section 4). The views hold every month; the tables hold
+-- the slices written by the monthly partitions (delete the slice, insert it again).
+
+-- Per month x customer x tier x severity x metric; the severity is the one that applies to the metric.
+CREATE OR REPLACE VIEW monthly_sla_view AS
 WITH metric_rows AS (
     SELECT month, customer_id, tier, 'first_response' AS metric, first_response_severity AS severity,
            first_response_met AS met, first_response_target_seconds AS target_seconds,
@@ -22,15 +24,16 @@ SELECT month, customer_id, tier, severity, metric,
        quantile_cont(business_seconds, 0.9) AS p90_business_seconds,
        count(business_seconds) AS measured
 FROM metric_rows
-GROUP BY ALL
-ORDER BY month, customer_id, tier NULLS LAST, metric, severity;
+GROUP BY ALL;
 
 -- Quota usage per month x customer x tier (tier NULL: incidents without a contract).
-CREATE OR REPLACE TABLE monthly_quota AS
+CREATE OR REPLACE VIEW monthly_quota_view AS
 SELECT s.month, s.customer_id, s.tier, count(*) AS incidents,
        any_value(t.monthly_incident_quota) AS quota,
        count(*) FILTER (WHERE s.over_quota) AS over_quota,
        count(*) FILTER (WHERE s.resolved_at IS NULL) AS open_at_cutoff
 FROM incident_sla s LEFT JOIN sla_tiers t ON t.tier = s.tier
-GROUP BY ALL
-ORDER BY s.month, s.customer_id, s.tier NULLS LAST;
+GROUP BY ALL;
+
+CREATE TABLE IF NOT EXISTS monthly_sla AS SELECT * FROM monthly_sla_view WITH NO DATA;
+CREATE TABLE IF NOT EXISTS monthly_quota AS SELECT * FROM monthly_quota_view WITH NO DATA;

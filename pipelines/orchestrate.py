@@ -1,0 +1,142 @@
+"""Run the Dagster assets in process, step by step with progress, for the `sla` command.
+
+Each step is one Dagster run (`materialize`) over a selection of the same asset graph that
+`dagster dev` shows, so the CLI and the UI execute identical code. With DAGSTER_HOME set the
+runs land in that instance (visible in the UI); otherwise an ephemeral instance is used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import dagster as dg
+
+from assets import checks, ingest, metrics
+from pipelines.partitions import month_partition_key
+from pipelines.resources import build_resources
+from sla import warehouse
+from sla.pipeline import last_complete_month, run_summary
+from connectors.base import ExportError
+from sla.policy import PolicyError, load_policy
+from sla.warehouse import WarehouseBusy
+
+ALL_ASSETS = dg.load_assets_from_modules([ingest, metrics])
+ALL_CHECKS = list(dg.load_asset_checks_from_modules([checks]))
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass
+class RunOutcome:
+    db_path: str
+    out_dir: str
+    month: str
+    as_of: dt.datetime
+    completed: bool = True
+    summary: dict = field(default_factory=dict)
+    failed_checks: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def summary_text(self) -> str:
+        s = self.summary
+        lines = [f"SLA run as of {self.as_of.isoformat()} - reporting month {self.month}"]
+        if s:
+            def rate(met, breached):
+                return f"{100 * met / (met + breached):.1f} %" if met + breached else "n/a"
+
+            lines += [
+                f"  incidents in warehouse: {s['incidents_total']}   rejected input rows: {s['rejects']}",
+                f"  {self.month}: {s['month_incidents']} incidents; first response {rate(s['fr_met'], s['fr_breached'])} "
+                f"compliant ({s['fr_met']} met, {s['fr_breached']} breached); resolution "
+                f"{rate(s['res_met'], s['res_breached'])} ({s['res_met']} met, {s['res_breached']} breached)",
+            ]
+        for w in self.warnings:
+            lines.append(f"  WARNING: {w}")
+        for c in self.failed_checks:
+            lines.append(f"  CHECK FAILED: {c}")
+        lines.append(f"  warehouse: {self.db_path}")
+        lines.append(f"  reports:   {self.out_dir}")
+        lines += [f"    {o}" for o in self.outputs]
+        if not self.completed:
+            lines.append("  STOPPED before the reports (--strict and a blocking check failed)")
+        return "\n".join(lines)
+
+
+def _instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+#: errors a user can fix, re-raised as themselves so the CLI prints one clear line
+USER_ERRORS = {cls.__name__: cls for cls in (ExportError, PolicyError, WarehouseBusy, FileNotFoundError)}
+
+
+def _raise_step_failure(result: dg.ExecuteInProcessResult) -> None:
+    """Re-raise the real cause of a failed step (not Dagster's wrapper); check failures pass."""
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        error = event.event_specific_data.error
+        while error.cause is not None:
+            error = error.cause
+        if error.cls_name == "DagsterAssetCheckFailedError":
+            continue
+        message = error.message.strip()
+        message = message.split(": ", 1)[1] if message.startswith(error.cls_name) or "Error: " in message.split(" ", 1)[0] else message
+        raise USER_ERRORS.get(error.cls_name, RuntimeError)(message)
+
+
+def _materialize(selection, resources, instance, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS], selection=selection, resources=resources, instance=instance,
+        partition_key=partition_key, run_config=QUIET, raise_on_error=False,
+    )
+    if not result.success:
+        _raise_step_failure(result)
+    return result
+
+
+def run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, month: str | None,
+            policy_path: str | None = None, strict: bool = False,
+            progress: Callable[[str], None] = print) -> RunOutcome:
+    policy = load_policy(policy_path)  # fail fast, with the field named, before any work
+    month = month or last_complete_month(as_of, policy.calendar.tz)
+    warehouse.connect(db_path).close()  # fail fast when another process holds the database
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    resources = build_resources(export_dir=export_dir, db_path=db_path, out_dir=out_dir,
+                                as_of=as_of.isoformat(), policy_path=policy_path)
+    instance = _instance()
+    outcome = RunOutcome(db_path=db_path, out_dir=out_dir, month=month, as_of=as_of)
+
+    steps = [
+        ("import the export", dg.AssetSelection.assets("raw_import"), None),
+        ("compute per-incident SLA figures", dg.AssetSelection.assets("incident_sla"), None),
+        (f"aggregate {month}", dg.AssetSelection.assets("monthly_sla"), month_partition_key(month)),
+    ]
+    for number, (title, selection, partition) in enumerate(steps, start=1):
+        progress(f"[{number}/{len(steps)}] {title} ...")
+        started = time.monotonic()
+        result = _materialize(selection, resources, instance, partition)
+        for evaluation in result.get_asset_check_evaluations():
+            if not evaluation.passed:
+                text = f"{evaluation.check_name}: {evaluation.description}"
+                if evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                    outcome.failed_checks.append(text)
+                else:
+                    outcome.warnings.append(text)
+        progress(f"[{number}/{len(steps)}] {title}: done in {time.monotonic() - started:.1f}s")
+        if outcome.failed_checks and strict:
+            outcome.completed = False
+            break
+
+    with warehouse.connect(db_path, read_only=False) as con:
+        outcome.summary = run_summary(con, month)
+    return outcome
+
+
+def render_reports(**kwargs) -> str:  # replaced when the customer PDFs land
+    raise NotImplementedError("customer reports are not implemented yet")

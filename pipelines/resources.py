@@ -1,0 +1,89 @@
+"""Resources, bound in one place. The only module that reads the environment.
+
+Paths have demo defaults so `dagster dev` works on a fresh checkout; secrets (added by the
+connector and delivery resources) are read with `dg.EnvVar` and never logged or stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from connectors.base import TicketSource
+from connectors.csv_export import CsvExportSource
+from sla import warehouse
+from sla.policy import DEFAULT_POLICY_PATH, Policy, load_policy
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAR = PROJECT_ROOT / "var"
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file. Writes are serialised: one process at a time (see dagster.yaml)."""
+
+    path: str
+
+    def connect(self, read_only: bool = False):
+        return warehouse.connect(self.path, read_only=read_only)
+
+
+class SlaSettings(dg.ConfigurableResource):
+    """Run-wide settings: the policy file, the data cut-off and where reports go."""
+
+    policy_path: str = str(DEFAULT_POLICY_PATH)
+    out_dir: str
+    as_of: str | None = None  # ISO 8601 with offset; None = now
+
+    def policy(self) -> Policy:
+        return load_policy(self.policy_path)
+
+    def cutoff(self) -> dt.datetime:
+        if not self.as_of:
+            return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        return parse_as_of(self.as_of)
+
+
+def parse_as_of(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"--as-of {text!r} has no UTC offset; write e.g. 2026-04-01T00:00:00+02:00")
+    return value.replace(microsecond=0)
+
+
+class TicketSourceResource(dg.ConfigurableResource):
+    """Abstract: where incident histories come from. Assets depend on this type only."""
+
+    def source(self) -> TicketSource:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class CsvExportResource(TicketSourceResource):
+    """The canonical CSV export folder (data-contract.md part A)."""
+
+    export_dir: str
+
+    def source(self) -> TicketSource:
+        return CsvExportSource(self.export_dir)
+
+
+def build_resources(*, export_dir: str, db_path: str, out_dir: str, as_of: str | None = None,
+                    policy_path: str | None = None) -> dict:
+    return {
+        "warehouse": WarehouseResource(path=db_path),
+        "settings": SlaSettings(out_dir=out_dir, as_of=as_of, policy_path=policy_path or str(DEFAULT_POLICY_PATH)),
+        "ticket_source": CsvExportResource(export_dir=export_dir),
+    }
+
+
+def resources_from_env() -> dict:
+    env = os.environ
+    return build_resources(
+        export_dir=env.get("SLA_EXPORT_DIR", str(DEFAULT_VAR / "demo-export")),
+        db_path=env.get("SLA_DB", str(DEFAULT_VAR / "warehouse.duckdb")),
+        out_dir=env.get("SLA_OUT", str(PROJECT_ROOT / "out")),
+        as_of=env.get("SLA_AS_OF") or None,
+        policy_path=env.get("SLA_POLICY") or None,
+    )
