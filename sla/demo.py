@@ -167,14 +167,14 @@ def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     return _fixed_strings(buf)
 
 
-def _lines(columns: list[pa.Array]) -> bytes:
+def _lines(columns: list[pa.Array]) -> pa.Buffer:
     """CSV data lines (values already CSV-safe) as one bytes object."""
     row = pc.binary_join_element_wise(*columns, ",")
     row = pc.binary_join_element_wise(row, "", "\n")
     if isinstance(row, pa.ChunkedArray):
         row = row.combine_chunks()
     offsets = np.frombuffer(row.buffers()[1], dtype=np.int32, count=len(row) + 1, offset=row.offset * 4)
-    return row.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    return row.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
 class _Calendar:
@@ -331,7 +331,7 @@ def _customers(rng, n: int, span_first: dt.date, as_of_date: dt.date):
     return ids, names, managers, activity, contracts
 
 
-def _gold_owed(start: dt.date, end: dt.date) -> Decimal:
+def _gold_owed(start: dt.date, end: dt.date, fee: Decimal = GOLD_MONTHLY_FEE) -> Decimal:
     """Owed for an all-Gold period [start, end] (inclusive): per month, rounded half-up."""
     total = Decimal("0.00")
     y, m = start.year, start.month
@@ -340,7 +340,7 @@ def _gold_owed(start: dt.date, end: dt.date) -> Decimal:
         a = max(start, dt.date(y, m, 1))
         b = min(end, dt.date(y, m, dim))
         days = (b - a).days + 1
-        total += (GOLD_MONTHLY_FEE * days / dim).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        total += (fee * days / dim).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         y, m = _add_months(y, m, 1)
     return total
 
@@ -352,7 +352,7 @@ def _add_years(d: dt.date, k: int) -> dt.date:
         return d.replace(year=d.year + k, day=28)
 
 
-def _invoices(rng, ids, contracts, as_of_date: dt.date, span_first: dt.date):
+def _invoices(rng, ids, contracts, as_of_date: dt.date, span_first: dt.date, fee: Decimal = GOLD_MONTHLY_FEE):
     """Annual invoices for Gold contract rows plus deliberate anomalies."""
     regular: list[dict] = []
     for c, f, to, tier in contracts:
@@ -366,7 +366,7 @@ def _invoices(rng, ids, contracts, as_of_date: dt.date, span_first: dt.date):
             pe = _add_years(f, k + 1) - dt.timedelta(days=1)
             if to is not None:
                 pe = min(pe, to)
-            regular.append({"c": c, "issued": ps, "ps": ps, "pe": pe, "amount": _gold_owed(ps, pe), "tag": "ok"})
+            regular.append({"c": c, "issued": ps, "ps": ps, "pe": pe, "amount": _gold_owed(ps, pe, fee), "tag": "ok"})
             k += 1
     gold_customers = sorted({inv["c"] for inv in regular})
     ever_gold = set(gold_customers)
@@ -392,14 +392,14 @@ def _invoices(rng, ids, contracts, as_of_date: dt.date, span_first: dt.date):
     c = pick(lambda c: True)
     if c is not None:
         inv = by_c[c][-1]
-        inv["amount"] = inv["amount"] - GOLD_MONTHLY_FEE if inv["amount"] > GOLD_MONTHLY_FEE else inv["amount"] / 2
+        inv["amount"] = inv["amount"] - fee if inv["amount"] > fee else inv["amount"] / 2
         inv["amount"] = inv["amount"].quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         inv["tag"] = "under_billed"
     # over-billed
     c = pick(lambda c: True)
     if c is not None:
         inv = by_c[c][-1]
-        inv["amount"] += GOLD_MONTHLY_FEE
+        inv["amount"] += fee
         inv["tag"] = "over_billed"
     # overlap: a quarter inside an existing annual period, billed again later
     c = pick(lambda c: any((i["pe"] - i["ps"]).days >= 200 and i["ps"] + dt.timedelta(days=90) <= as_of_date for i in by_c[c]))
@@ -407,7 +407,7 @@ def _invoices(rng, ids, contracts, as_of_date: dt.date, span_first: dt.date):
         base = next(i for i in by_c[c] if (i["pe"] - i["ps"]).days >= 200 and i["ps"] + dt.timedelta(days=90) <= as_of_date)
         ps = base["ps"] + dt.timedelta(days=90)
         pe = ps + dt.timedelta(days=89)
-        anomalies.append({"c": c, "issued": ps, "ps": ps, "pe": pe, "amount": _gold_owed(ps, pe), "tag": "overlap"})
+        anomalies.append({"c": c, "issued": ps, "ps": ps, "pe": pe, "amount": _gold_owed(ps, pe, fee), "tag": "overlap"})
     # not gold: a customer that never had a Gold contract billed a full year
     non_gold = sorted({cc for cc, *_ in contracts} - ever_gold)
     if non_gold:
@@ -415,7 +415,7 @@ def _invoices(rng, ids, contracts, as_of_date: dt.date, span_first: dt.date):
         ps = span_first + dt.timedelta(days=31)
         if ps <= as_of_date:
             pe = _add_years(ps, 1) - dt.timedelta(days=1)
-            anomalies.append({"c": c, "issued": ps, "ps": ps, "pe": pe, "amount": Decimal("17988.00"), "tag": "not_gold"})
+            anomalies.append({"c": c, "issued": ps, "ps": ps, "pe": pe, "amount": _gold_owed(ps, pe, fee), "tag": "not_gold"})
     allinv = regular + anomalies
     allinv.sort(key=lambda i: (i["issued"], ids[i["c"]], i["ps"], i["tag"]))
     seq: dict[int, int] = {}
@@ -765,7 +765,8 @@ def write_demo_export(
             counts_out["contracts.csv"] += 1
 
     # ---- invoices
-    invoices = _invoices(rng, ids, contracts, as_of_date, span_first)
+    fee = policy.tiers["gold"].monthly_price if "gold" in policy.tiers else GOLD_MONTHLY_FEE
+    invoices = _invoices(rng, ids, contracts, as_of_date, span_first, fee or GOLD_MONTHLY_FEE)
     with open(out / "invoices.csv", "wb") as fi:
         fi.write(_csv_line(HEADERS["invoices.csv"]).encode())
         for inv in invoices:

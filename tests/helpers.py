@@ -1,0 +1,51 @@
+"""Build small canonical exports in tests and run the domain pipeline on them (no Dagster)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+from connectors.csv_export import CsvExportSource
+from sla.pipeline import compute_metrics, import_source
+from sla.policy import load_policy
+
+HEADERS = {
+    "tickets.csv": ["ticket_id", "customer_id", "subject", "severity", "created_at", "channel"],
+    "ticket_events.csv": ["ticket_id", "occurred_at", "kind", "actor", "value"],
+    "contracts.csv": ["customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager"],
+    "invoices.csv": ["invoice_id", "customer_id", "issued_on", "period_start", "period_end", "amount_eur"],
+}
+
+
+def write_export(folder: Path, tickets=(), events=(), contracts=(), invoices=None) -> Path:
+    """Rows are tuples in header order (or dicts)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"tickets.csv": tickets, "ticket_events.csv": events, "contracts.csv": contracts}
+    if invoices is not None:
+        files["invoices.csv"] = invoices
+    for name, rows in files.items():
+        with (folder / name).open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(HEADERS[name])
+            for r in rows:
+                w.writerow([r.get(h, "") for h in HEADERS[name]] if isinstance(r, dict) else r)
+    return folder
+
+
+def run_domain(export_dir: Path, as_of: dt.datetime, policy=None, db: str = ":memory:"):
+    """Import + metrics; returns (connection, load counts)."""
+    policy = policy or load_policy()
+    con = duckdb.connect(db)
+    con.execute("SET TimeZone = 'UTC'")
+    counts = import_source(con, CsvExportSource(export_dir), policy)
+    compute_metrics(con, policy, as_of)
+    return con, counts
+
+
+def incident_rows(con) -> dict[str, dict]:
+    cur = con.execute("SELECT * FROM incident_sla")
+    names = [d[0] for d in cur.description]
+    return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}

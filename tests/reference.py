@@ -1,0 +1,192 @@
+"""An independent, deliberately naive reference of sla-semantics.md, for tests only.
+
+It walks local calendar days and ticket histories one step at a time in plain Python: no
+cumulative calendar table, no SQL. The production code must agree with it on every figure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import holidays
+
+from sla.policy import Policy, parse_hours, target_seconds
+
+UTC = dt.timezone.utc
+
+
+class RefCalendar:
+    def __init__(self, policy: Policy):
+        self.cal = policy.calendar
+        self.tz = policy.calendar.tz
+        self._holidays = holidays.country_holidays(self.cal.holidays.country, subdiv=self.cal.holidays.subdivision,
+                                                   years=range(2000, 2041)) if self.cal.holidays.country else {}
+
+    def window(self, day: dt.date):
+        for extra in self.cal.extra_open_dates:
+            if extra.date == day:
+                start, end = parse_hours(extra.hours) if extra.hours else self.cal.default_open_window()
+                break
+        else:
+            if day in self.cal.extra_closed_dates or day in self._holidays:
+                return None
+            hours = self.cal.weekly_hours.get(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[day.weekday()])
+            if not hours:
+                return None
+            start, end = parse_hours(hours)
+        return (dt.datetime.combine(day, start, tzinfo=self.tz), dt.datetime.combine(day, end, tzinfo=self.tz))
+
+    def windows(self, first: dt.date, last: dt.date):
+        day = first
+        while day <= last:
+            w = self.window(day)
+            if w:
+                yield w
+            day += dt.timedelta(days=1)
+
+    def seconds(self, a: dt.datetime, b: dt.datetime) -> int:
+        if b <= a:
+            return 0
+        total = 0
+        for open_, close in self.windows(a.astimezone(self.tz).date(), b.astimezone(self.tz).date()):
+            total += max(0, int((min(b, close) - max(a, open_)).total_seconds()))
+        return total
+
+    def due(self, start: dt.datetime, target: int) -> dt.datetime:
+        if target <= 0:
+            return start
+        remaining = target
+        day = start.astimezone(self.tz).date()
+        while True:
+            w = self.window(day)
+            if w:
+                begin = max(w[0], start)
+                if begin < w[1]:
+                    available = int((w[1] - begin).total_seconds())
+                    if available >= remaining:
+                        return (begin + dt.timedelta(seconds=remaining)).astimezone(UTC)
+                    remaining -= available
+            day += dt.timedelta(days=1)
+
+
+@dataclass
+class Ticket:
+    ticket_id: str
+    customer_id: str
+    severity: int
+    created_at: dt.datetime
+
+
+@dataclass
+class Event:
+    ticket_id: str
+    occurred_at: dt.datetime
+    kind: str
+    actor: str
+    value: str | None
+    order: int  # position in the input file: breaks ties of equal timestamps
+
+
+@dataclass
+class Contract:
+    customer_id: str
+    tier: str
+    valid_from: dt.date
+    valid_to: dt.date | None
+
+
+def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts: list[Contract],
+                           policy: Policy, as_of: dt.datetime) -> dict[str, dict]:
+    cal = RefCalendar(policy)
+    tz = policy.calendar.tz
+    resolved_set, pause_set = set(policy.statuses.resolved), set(policy.statuses.pause)
+    bds = policy.calendar.business_day_seconds
+    out: dict[str, dict] = {}
+    for t in tickets:
+        if t.created_at > as_of:
+            continue
+        history = sorted((e for e in events if e.ticket_id == t.ticket_id and e.occurred_at <= as_of),
+                         key=lambda e: (e.occurred_at, e.order))
+        agent_replies = [e.occurred_at for e in history if e.kind == "reply" and e.actor == "agent"]
+        statuses = [e for e in history if e.kind == "status"]
+        first_resolved = next((e.occurred_at for e in statuses if e.value in resolved_set), None)
+        candidates = [x for x in (agent_replies[0] if agent_replies else None, first_resolved) if x is not None]
+        first_response_at = min(candidates) if candidates else None
+
+        status, resolved_entry = policy.statuses.initial, None
+        for e in statuses:
+            if e.value in resolved_set and status not in resolved_set:
+                resolved_entry = e.occurred_at
+            status = e.value
+        resolved_at = resolved_entry if status in resolved_set else None
+
+        stop = resolved_at or as_of
+        running = paused = 0
+        current, since = policy.statuses.initial, t.created_at
+        for e in statuses + [None]:
+            until = stop if e is None else min(e.occurred_at, stop)
+            if until > since:
+                secs = cal.seconds(since, until)
+                if current in pause_set:
+                    paused += secs
+                elif current not in resolved_set:
+                    running += secs
+            if e is None or e.occurred_at >= stop:
+                break
+            current, since = e.value, max(since, e.occurred_at)
+
+        def severity_at(at: dt.datetime) -> int:
+            sev = t.severity
+            for e in history:
+                if e.kind == "severity" and e.occurred_at <= at:
+                    sev = int(e.value)
+            return sev
+
+        local_date = t.created_at.astimezone(tz).date()
+        tier = next((c.tier for c in contracts if c.customer_id == t.customer_id and c.valid_from <= local_date
+                     and (c.valid_to is None or local_date <= c.valid_to)), None)
+        fr_sev = severity_at(first_response_at or as_of)
+        res_sev = severity_at(resolved_at or as_of)
+        fr_target = res_target = None
+        if tier:
+            fr_target = target_seconds(policy.tiers[tier].targets[fr_sev].first_response, bds)
+            res_target = target_seconds(policy.tiers[tier].targets[res_sev].resolution, bds)
+        fr_secs = cal.seconds(t.created_at, first_response_at) if first_response_at else None
+        fr_elapsed = cal.seconds(t.created_at, as_of)
+        if fr_target is None:
+            fr_met = None
+        elif fr_secs is not None:
+            fr_met = fr_secs <= fr_target
+        else:
+            fr_met = False if fr_elapsed > fr_target else None
+        if res_target is None:
+            res_met = None
+        elif resolved_at is not None:
+            res_met = running <= res_target
+        else:
+            res_met = False if running > res_target else None
+        out[t.ticket_id] = dict(
+            ticket_id=t.ticket_id, customer_id=t.customer_id, tier=tier,
+            first_response_severity=fr_sev, resolution_severity=res_sev,
+            first_response_at=first_response_at, resolved_at=resolved_at,
+            first_response_business_seconds=fr_secs, first_response_target_seconds=fr_target,
+            first_response_due_at=cal.due(t.created_at, fr_target) if fr_target is not None else None,
+            first_response_met=fr_met,
+            resolution_business_seconds=running if resolved_at else None,
+            paused_business_seconds=paused if resolved_at else None,
+            resolution_target_seconds=res_target, resolution_met=res_met,
+            _month=t.created_at.astimezone(tz).strftime("%Y-%m"),
+        )
+    # quota: rank per customer and local month by creation time, then ticket id
+    by_group: dict[tuple, list[Ticket]] = {}
+    for t in tickets:
+        if t.ticket_id in out:
+            by_group.setdefault((t.customer_id, out[t.ticket_id]["_month"]), []).append(t)
+    for group in by_group.values():
+        for rank, t in enumerate(sorted(group, key=lambda x: (x.created_at, x.ticket_id)), start=1):
+            row = out[t.ticket_id]
+            row["over_quota"] = None if row["tier"] is None else rank > policy.tiers[row["tier"]].monthly_incident_quota
+    for row in out.values():
+        del row["_month"]
+    return out
