@@ -1,0 +1,202 @@
+"""Customer report rendering: view model -> HTML -> PDF bytes.
+
+- One Jinja environment: FileSystemLoader on reports/templates, autoescape=True
+  for every template (select_autoescape() would not escape *.html.j2),
+  StrictUndefined so a missing field fails instead of printing nothing.
+- HTML to PDF with WeasyPrint and a URL fetcher that serves only files under
+  reports/templates (real path checked) and data: URIs; everything else is
+  refused, recorded and turned into an error after rendering.
+- Fixed PDF metadata (created = modified = the data cut-off) and no PDF
+  identifier, so the same view model gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import os
+import tempfile
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import jinja2
+from weasyprint import HTML
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher, URLFetcherResponse, URLFetchingError
+
+from reports import charts, filters
+from reports.viewmodels import CustomerReport
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+GENERATOR = "sla-reporting"
+
+
+class RefusedURL(URLFetchingError):
+    """The report tried to load a resource outside the templates folder."""
+
+
+class UnsafeResourceError(RuntimeError):
+    """Raised after rendering when any resource was refused by the fetcher."""
+
+
+class TemplateOnlyFetcher(URLFetcher):
+    """Serves files under `root` (after resolving symlinks and `..`) and data: URIs.
+
+    Everything else (http, https, ftp, other file:// paths, '..' segments,
+    symlinks leading out) is refused with RefusedURL and recorded in `refused`;
+    served URLs are recorded in `fetched` with their resolved path.
+    """
+
+    def __init__(self, root: Path = TEMPLATES_DIR, **kwargs):
+        super().__init__(allowed_protocols=("file", "data"), allow_redirects=False,
+                         fail_on_errors=False, timeout=1, **kwargs)
+        self.root = Path(os.path.realpath(root))
+        self.fetched: list[tuple[str, str]] = []  # (url, resolved path or 'data:')
+        self.refused: list[tuple[str, str]] = []  # (url, reason)
+
+    def _refuse(self, url: str, reason: str):
+        self.refused.append((url, reason))
+        raise RefusedURL(f"refused {url[:200]!r}: {reason}")
+
+    def fetch(self, url, headers=None):
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme == "data":
+            response = super().fetch(url, headers)
+            self.fetched.append((url[:64], "data:"))
+            return response
+        if scheme != "file":
+            self._refuse(url, f"scheme {scheme or '(none)'!r} not allowed")
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            self._refuse(url, "remote file host")
+        raw_path = unquote(parts.path)
+        if any(seg == ".." for seg in raw_path.replace("\\", "/").split("/")):
+            self._refuse(url, "'..' in path")
+        real = os.path.realpath(raw_path)
+        try:
+            inside = os.path.commonpath([real, str(self.root)]) == str(self.root)
+        except ValueError:
+            inside = False
+        if not inside:
+            self._refuse(url, "outside the templates folder")
+        if not os.path.isfile(real):
+            self._refuse(url, "not a file")
+        mime = mimetypes.guess_type(real)[0] or "application/octet-stream"
+        if real.endswith((".ttf", ".otf")):
+            mime = "font/ttf" if real.endswith(".ttf") else "font/otf"
+        with open(real, "rb") as fh:
+            body = fh.read()
+        self.fetched.append((url, real))
+        return URLFetcherResponse(url, body, {"Content-Type": mime})
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The one Jinja environment of the reports (cached per process)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(filters.make_filters())
+    env.globals.update(filters.make_globals())
+    return env
+
+
+def _svg_data_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def customer_context(vm: CustomerReport, *, with_charts: bool = True) -> dict:
+    lang = vm.language
+    explanations = {e.ticket_id: e for e in vm.explanations}
+    incidents_by_id = {i.ticket_id: i for i in vm.incidents}
+    explained = [(incidents_by_id.get(e.ticket_id), e) for e in vm.explanations]
+    if with_charts and vm.trend:
+        volume, compliance = charts.trend_svgs(vm.trend, lang)
+        chart_uris = {"volume": _svg_data_uri(volume), "compliance": _svg_data_uri(compliance)}
+    else:
+        chart_uris = None
+    return {
+        "vm": vm,
+        "lang": lang,
+        "tz": vm.timezone,
+        "charts": chart_uris,
+        "explained": explained,
+        "explanations": explanations,
+        "methodology": filters.methodology(vm.policy, lang),
+        "severity_definitions": filters.severity_definitions(vm.policy, lang),
+    }
+
+
+def render_customer_html(vm: CustomerReport, *, with_charts: bool = True) -> str:
+    return environment().get_template("customer_monthly.html").render(
+        **customer_context(vm, with_charts=with_charts))
+
+
+def _w3c(dt: datetime) -> str:
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError("created must be timezone-aware")
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def html_to_pdf(html: str, *, created: datetime, fetcher: TemplateOnlyFetcher | None = None,
+                strict: bool = True) -> bytes:
+    """Render HTML (resolved against reports/templates) to PDF bytes.
+
+    `created` becomes the PDF's creation and modification date. Pass your own
+    `fetcher` to inspect what was fetched and refused. With `strict`, any
+    refused resource raises UnsafeResourceError after rendering.
+    """
+    fetcher = fetcher or TemplateOnlyFetcher()
+    font_config = FontConfiguration()
+    document = HTML(string=html, base_url=str(TEMPLATES_DIR) + os.sep,
+                    url_fetcher=fetcher).render(font_config=font_config)
+    if strict and fetcher.refused:
+        raise UnsafeResourceError(f"resources refused while rendering: {fetcher.refused}")
+    meta = document.metadata
+    meta.created = meta.modified = _w3c(created)
+    meta.generator = GENERATOR
+    meta.attachments = []
+    meta.custom = {}
+    return document.write_pdf(pdf_identifier=False, attachments=None,
+                              custom_metadata=False, uncompressed_pdf=False)
+
+
+def render_customer_pdf(vm: CustomerReport, *, fetcher: TemplateOnlyFetcher | None = None
+                        ) -> bytes:
+    return html_to_pdf(render_customer_html(vm), created=vm.cutoff, fetcher=fetcher)
+
+
+def write_pdf_atomic(pdf_bytes: bytes, path: str | os.PathLike) -> Path:
+    """Write to a temporary file in the target folder, fsync, then rename over `path`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pdf_bytes)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # persist the rename itself
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return target
