@@ -63,8 +63,8 @@ def _date_check(col: str, optional: bool = False) -> str:
 
 def _in_check(col: str, allowed, label: str | None = None) -> str:
     return (
-        f"CASE WHEN {col} IS NULL OR {col} NOT IN {_list(allowed)} THEN "
-        f"'{label or col} ' || coalesce({_q(col)}, 'empty') || ' is not one of {_shown(allowed)}' END"
+        f"CASE WHEN {col} IS NULL OR trim({col}) = '' THEN '{label or col} is empty (expected one of {_shown(allowed)})' "
+        f"WHEN {col} NOT IN {_list(allowed)} THEN '{label or col} ' || {_q(col)} || ' is not one of {_shown(allowed)}' END"
     )
 
 
