@@ -13,4 +13,7 @@ defs = dg.Definitions(
     jobs=[monthly_reporting_job],
     schedules=[monthly_reporting_schedule],
     resources=resources_from_env(),
+    # DuckDB has one writer per file: run every step of a run in one process, one after another
+    # (dagster.yaml also queues runs one at a time).
+    executor=dg.in_process_executor,
 )
