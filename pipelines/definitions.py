@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from assets import checks, ingest, metrics
+from assets import billing, checks, ingest, metrics
 from pipelines.jobs import monthly_reporting_job
 from pipelines.resources import resources_from_env
 from pipelines.schedules import monthly_reporting_schedule
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([ingest, metrics]),
+    assets=dg.load_assets_from_modules([ingest, metrics, billing]),
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     jobs=[monthly_reporting_job],
     schedules=[monthly_reporting_schedule],

@@ -16,7 +16,7 @@ from typing import Callable
 
 import dagster as dg
 
-from assets import checks, ingest, metrics
+from assets import billing, checks, ingest, metrics
 from pipelines.partitions import month_partition_key
 from pipelines.resources import build_resources
 from sla import warehouse
@@ -25,7 +25,7 @@ from connectors.base import ExportError
 from sla.policy import PolicyError, load_policy
 from sla.warehouse import WarehouseBusy
 
-ALL_ASSETS = dg.load_assets_from_modules([ingest, metrics])
+ALL_ASSETS = dg.load_assets_from_modules([ingest, metrics, billing])
 ALL_CHECKS = list(dg.load_asset_checks_from_modules([checks]))
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -55,6 +55,8 @@ class RunOutcome:
                 f"compliant ({s['fr_met']} met, {s['fr_breached']} breached); resolution "
                 f"{rate(s['res_met'], s['res_breached'])} ({s['res_met']} met, {s['res_breached']} breached)",
             ]
+            if s.get("gold_lines"):
+                lines.append("  Gold billing lines: " + ", ".join(f"{n} {k}" for k, n in s["gold_lines"].items()))
         for w in self.warnings:
             lines.append(f"  WARNING: {w}")
         for c in self.failed_checks:
@@ -115,6 +117,7 @@ def run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, 
     steps = [
         ("import the export", dg.AssetSelection.assets("raw_import"), None),
         ("compute per-incident SLA figures", dg.AssetSelection.assets("incident_sla"), None),
+        ("reconcile Gold billing", dg.AssetSelection.assets("gold_reconciliation"), None),
         (f"aggregate {month}", dg.AssetSelection.assets("monthly_sla"), month_partition_key(month)),
     ]
     for number, (title, selection, partition) in enumerate(steps, start=1):

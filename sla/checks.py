@@ -13,10 +13,11 @@ class CheckOutcome:
     description: str
 
 
-def _outcome(con, sql: str, ok: str, bad: str) -> CheckOutcome:
+def _outcome(con, sql: str, ok: str, bad: str, shown: int = 5) -> CheckOutcome:
     rows = [str(r[0]) for r in con.execute(sql).fetchall()]
     n = len(rows)
-    return CheckOutcome(n == 0, n, rows[:10], ok if n == 0 else bad.format(n=n, examples=", ".join(rows[:10])))
+    examples = "; ".join(rows[:shown]) + ("; ..." if n > shown else "")
+    return CheckOutcome(n == 0, n, rows[:10], ok if n == 0 else bad.format(n=n, examples=examples))
 
 
 def unique_ticket_ids(con) -> CheckOutcome:
@@ -55,4 +56,5 @@ def events_in_order(con) -> CheckOutcome:
 def no_rejects(con) -> CheckOutcome:
     return _outcome(con, "SELECT source || ' line ' || coalesce(CAST(line AS VARCHAR), '-') || ': ' || reason "
                          "FROM rejects ORDER BY source, line",
-                    "no input row was rejected", "{n} input row(s) rejected, e.g. {examples}")
+                    "no input row was rejected", "{n} input row(s) rejected (all in the rejects table), e.g. {examples}",
+                    shown=2)

@@ -75,4 +75,8 @@ def run_summary(con, month: str) -> dict:
         "fr_met": row[1], "fr_breached": row[2],
         "res_met": row[3], "res_breached": row[4],
         "without_contract": row[5],
+        "gold_lines": dict(con.execute(
+            "SELECT status, count(*) FROM gold_reconciliation GROUP BY 1 ORDER BY 1").fetchall())
+        if scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'gold_reconciliation'")
+        else {},
     }

@@ -26,7 +26,7 @@ def test_definitions_are_loadable():
 def test_asset_graph_checks_partitions_and_schedule():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"raw_import", "incident_sla", "monthly_sla"} <= keys
+    assert {"raw_import", "incident_sla", "gold_reconciliation", "monthly_sla"} <= keys
     check_names = {c.name for c in graph.asset_check_keys}
     assert {"unique_ticket_ids", "incidents_have_contract", "events_in_order", "no_rejects"} <= check_names
     assert monthly_partitions.timezone == "Europe/Berlin"
@@ -56,7 +56,7 @@ def test_whole_graph_materialises_end_to_end(demo_export, tmp_path):
                                 partition_key="2026-03-01", raise_on_error=False)
     materialized = {e.event_specific_data.materialization.asset_key.to_user_string()
                     for e in result.get_asset_materialization_events()}
-    assert {"raw_import", "incident_sla", "monthly_sla"} <= materialized
+    assert {"raw_import", "incident_sla", "gold_reconciliation", "monthly_sla"} <= materialized
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["unique_ticket_ids"] and checks["incidents_have_contract"] and checks["events_in_order"]
     assert checks["no_rejects"] is False  # the demo carries a few deliberate bad rows
