@@ -49,3 +49,16 @@ def incident_rows(con) -> dict[str, dict]:
     cur = con.execute("SELECT * FROM incident_sla")
     names = [d[0] for d in cur.description]
     return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+
+
+def shared_data(*parts: str) -> Path:
+    """A file of ../shared/data (real material); SLA_SHARED_DIR overrides where shared/ lives."""
+    import os
+
+    candidates = [Path(os.environ["SLA_SHARED_DIR"])] if os.environ.get("SLA_SHARED_DIR") else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")]
+    for base in candidates:
+        path = base.joinpath("data", *parts)
+        if path.exists():
+            return path
+    return candidates[0].joinpath("data", *parts)

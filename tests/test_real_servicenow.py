@@ -6,16 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
 from sla.policy import load_policy
 from sla.realdata.servicenow import servicenow_to_canonical
-from tests.helpers import incident_rows, run_domain
+from tests.helpers import incident_rows, run_domain, shared_data
 from tests.reference import Contract, Event, Ticket, reference_incident_sla
 
-SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "servicenow-incident-log" / "incident_event_log.csv.gz"
+SOURCE = shared_data("real", "servicenow-incident-log", "incident_event_log.csv.gz")
 AS_OF = dt.datetime(2017, 3, 1, tzinfo=dt.timezone.utc)
 POLICY = load_policy()
 

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import shared_data
+
 from sla.realdata.servicenow import SOURCE_COLUMNS, servicenow_to_canonical
 
-REAL = Path("/work/shared/data/real/servicenow-incident-log/incident_event_log.csv.gz")
+REAL = shared_data("real", "servicenow-incident-log", "incident_event_log.csv.gz")
 needs_real = pytest.mark.skipif(not REAL.is_file(), reason="real ServiceNow log not available")
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
