@@ -18,9 +18,13 @@ class ExportError(Exception):
 class TicketSource(ABC):
     """A source of incident histories."""
 
-    #: prefix of `rejects.source` for records from this connector
+    #: the connector's name, e.g. "csv", "zendesk", "request_tracker"
     name: str
+    #: `rejects.source` per staged table (default: the canonical export's file names); API
+    #: sources use e.g. {"tickets": "zendesk:ticket"} and stage `source_ref` + `raw` columns
+    labels: dict[str, str] = {}
 
     @abstractmethod
     def stage(self, con) -> dict[str, int]:
-        """Fill the staging tables; return the number of input records per source."""
+        """Fill the staging tables; return the number of input records per staged table
+        (`tickets`, `ticket_events`, `contracts`, optionally `invoices`)."""

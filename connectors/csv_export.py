@@ -193,7 +193,7 @@ def raw_lines_sql(stg: str) -> str:
 
 
 def stage_export(con: duckdb.DuckDBPyConnection, export_dir: str | Path) -> dict[str, int]:
-    """Stage all files of a canonical export; returns records per file (absent optional files omitted)."""
+    """Stage all files of a canonical export; returns records per staged table (absent optional files omitted)."""
     export_dir = Path(export_dir)
     if not export_dir.is_dir():
         raise ExportError(f"export folder not found: {export_dir}")
@@ -201,7 +201,7 @@ def stage_export(con: duckdb.DuckDBPyConnection, export_dir: str | Path) -> dict
     for spec in EXPORT_FILES:
         n = stage_file(con, export_dir, spec)
         if n is not None:
-            counts[spec.name] = n
+            counts[spec.table] = n
             # keep the physical lines and record starts to quote rejected rows as received
             con.execute(f"CREATE OR REPLACE TEMP TABLE _lines_stg_{spec.table} AS SELECT * FROM _lines")
             con.execute(f"CREATE OR REPLACE TEMP TABLE _units_stg_{spec.table} AS SELECT line_no FROM _units")

@@ -87,21 +87,42 @@ def _raw(table: str) -> str:
     return raw_lines_sql(f"stg_{table}")
 
 
-def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
-    """Turn `stg_*` tables into `tickets`, `ticket_events`, `contracts`, `invoices` and `rejects`."""
+#: `rejects.source` of each staged table when it comes from the canonical CSV export
+CSV_LABELS = {"tickets": "tickets.csv", "ticket_events": "ticket_events.csv",
+              "contracts": "contracts.csv", "invoices": "invoices.csv"}
+
+
+def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str] | None = None) -> list[LoadCounts]:
+    """Turn `stg_*` tables into `tickets`, `ticket_events`, `contracts`, `invoices` and `rejects`.
+
+    `staged` holds the input records per staged table. File sources stage `line` (the line in the
+    file) and are quoted from the file; API sources stage `source_ref` (the object, e.g.
+    `ticket/42`) and `raw` (the record as received), and their rejects have no line.
+    """
+    labels = {**CSV_LABELS, **(labels or {})}
     severities = [str(s) for s in policy.severities]
     con.execute(
         "CREATE OR REPLACE TABLE rejects (source VARCHAR, line BIGINT, reason VARCHAR, raw VARCHAR)"
     )
 
-    def reject_malformed(source: str, table: str) -> None:
-        con.execute(
-            f"INSERT INTO rejects SELECT {_lit(source)}, line, 'malformed CSV record: ' || reason, raw "
-            f"FROM stg_{table}_malformed"
-        )
+    def reject_malformed(table: str) -> None:
+        if scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [f"stg_{table}_malformed"]):
+            con.execute(
+                f"INSERT INTO rejects SELECT {_lit(labels[table])}, line, 'malformed CSV record: ' || reason, raw "
+                f"FROM stg_{table}_malformed"
+            )
+
+    def reject_checked(table: str, checked: str) -> None:
+        columns = {r[0] for r in con.execute(f"DESCRIBE {checked}").fetchall()}
+        if "source_ref" in columns:
+            con.execute(f"INSERT INTO rejects SELECT {_lit(labels[table])} || ':' || source_ref, NULL, reason, raw "
+                        f"FROM {checked} WHERE reason IS NOT NULL")
+        else:
+            con.execute(f"INSERT INTO rejects SELECT {_lit(labels[table])}, line, reason, {_raw(table)} "
+                        f"FROM {checked} s WHERE reason IS NOT NULL")
 
     # ---- tickets -----------------------------------------------------------------------
-    reject_malformed("tickets.csv", "tickets")
+    reject_malformed("tickets")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _tickets_checked AS
@@ -112,10 +133,7 @@ def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
     )
     _collapse_and_conflicts(con, "_tickets_checked", "ticket_id",
                             ("ticket_id", "customer_id", "subject", "severity", "created_at", "channel"))
-    con.execute(
-        f"""INSERT INTO rejects SELECT 'tickets.csv', line, reason, {_raw("tickets")}
-            FROM _tickets_checked s WHERE reason IS NOT NULL"""
-    )
+    reject_checked("tickets", "_tickets_checked")
     con.execute(
         """
         CREATE OR REPLACE TABLE tickets AS
@@ -127,7 +145,7 @@ def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
     )
 
     # ---- events --------------------------------------------------------------------------
-    reject_malformed("ticket_events.csv", "ticket_events")
+    reject_malformed("ticket_events")
     statuses = policy.statuses.known
     con.execute(
         f"""
@@ -135,7 +153,7 @@ def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
         SELECT s.*, {_reasons(
             f"CASE WHEN s.ticket_id IS NULL OR trim(s.ticket_id) = '' THEN 'ticket_id is empty' "
             f"WHEN t.ticket_id IS NULL THEN 'ticket_id ' || {_q('s.ticket_id')} || "
-            f"' is not an accepted ticket (unknown, or rejected in tickets.csv)' END",
+            f"' is not an accepted ticket (unknown, or rejected in {labels['tickets']})' END",
             _timestamp_check("occurred_at"),
             _in_check("kind", EVENT_KINDS),
             f"CASE WHEN kind = 'reply' THEN {_in_check('actor', REPLY_ACTORS, 'reply actor')} END",
@@ -149,10 +167,7 @@ def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
         """
     )
     _collapse_and_conflicts(con, "_events_checked", None, ("ticket_id", "occurred_at", "kind", "actor", "value"))
-    con.execute(
-        f"""INSERT INTO rejects SELECT 'ticket_events.csv', line, reason, {_raw("ticket_events")}
-            FROM _events_checked s WHERE reason IS NOT NULL"""
-    )
+    reject_checked("ticket_events", "_events_checked")
     con.execute(
         """
         CREATE OR REPLACE TABLE ticket_events AS
@@ -164,7 +179,7 @@ def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
     )
 
     # ---- contracts -------------------------------------------------------------------------
-    reject_malformed("contracts.csv", "contracts")
+    reject_malformed("contracts")
     has_language = "language" in {r[0] for r in con.execute("DESCRIBE stg_contracts").fetchall()}
     language = "language" if has_language else "NULL"
     con.execute(
@@ -207,10 +222,7 @@ def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
         FROM _contract_overlaps o WHERE o.line = c.line
         """
     )
-    con.execute(
-        f"""INSERT INTO rejects SELECT 'contracts.csv', line, reason, {_raw("contracts")}
-            FROM _contracts_checked s WHERE reason IS NOT NULL"""
-    )
+    reject_checked("contracts", "_contracts_checked")
     con.execute(
         """
         CREATE OR REPLACE TABLE contracts AS
@@ -227,8 +239,8 @@ def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
         """CREATE OR REPLACE TABLE invoices (invoice_id VARCHAR, customer_id VARCHAR, issued_on DATE,
            period_start DATE, period_end DATE, amount_eur DECIMAL(12,2), line BIGINT)"""
     )
-    if "invoices.csv" in staged:
-        reject_malformed("invoices.csv", "invoices")
+    if "invoices" in staged:
+        reject_malformed("invoices")
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _invoices_checked AS
@@ -245,10 +257,7 @@ def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
         )
         _collapse_and_conflicts(con, "_invoices_checked", "invoice_id",
                                 ("invoice_id", "customer_id", "issued_on", "period_start", "period_end", "amount_eur"))
-        con.execute(
-            f"""INSERT INTO rejects SELECT 'invoices.csv', line, reason, {_raw("invoices")}
-                FROM _invoices_checked s WHERE reason IS NOT NULL"""
-        )
+        reject_checked("invoices", "_invoices_checked")
         con.execute(
             """
             INSERT INTO invoices
@@ -258,7 +267,7 @@ def validate(con, policy: Policy, staged: dict[str, int]) -> list[LoadCounts]:
             """
         )
 
-    return _write_import_log(con, staged)
+    return _write_import_log(con, staged, labels)
 
 
 def _collapse_and_conflicts(con, table: str, key: str | None, columns: tuple[str, ...]) -> None:
@@ -289,20 +298,22 @@ def _collapse_and_conflicts(con, table: str, key: str | None, columns: tuple[str
     con.execute(f"UPDATE {table} SET is_copy = false WHERE is_copy AND reason IS NOT NULL")
 
 
-def _write_import_log(con, staged: dict[str, int]) -> list[LoadCounts]:
+def _write_import_log(con, staged: dict[str, int], labels: dict[str, str]) -> list[LoadCounts]:
     con.execute(
         """CREATE TABLE IF NOT EXISTS import_log (loaded_at TIMESTAMPTZ, source VARCHAR, rows_in BIGINT,
            accepted BIGINT, rejected BIGINT, duplicates_collapsed BIGINT)"""
     )
     result = []
-    for source, table in (("tickets.csv", "tickets"), ("ticket_events.csv", "events"),
-                          ("contracts.csv", "contracts"), ("invoices.csv", "invoices")):
-        if source not in staged:
+    for staged_table, checked in (("tickets", "tickets"), ("ticket_events", "events"),
+                                  ("contracts", "contracts"), ("invoices", "invoices")):
+        if staged_table not in staged:
             continue
-        rejected = scalar(con, "SELECT count(*) FROM rejects WHERE source = ?", [source])
-        copies = scalar(con, f"SELECT count(*) FROM _{table}_checked WHERE is_copy")
-        kept = scalar(con, f"SELECT count(*) FROM _{table}_checked WHERE reason IS NULL AND NOT is_copy")
-        counts = LoadCounts(source, staged[source], kept + copies, rejected, copies)
+        source = labels[staged_table]
+        rejected = scalar(con, "SELECT count(*) FROM rejects WHERE source = ? OR starts_with(source, ?)",
+                          [source, source + ":"])
+        copies = scalar(con, f"SELECT count(*) FROM _{checked}_checked WHERE is_copy")
+        kept = scalar(con, f"SELECT count(*) FROM _{checked}_checked WHERE reason IS NULL AND NOT is_copy")
+        counts = LoadCounts(source, staged[staged_table], kept + copies, rejected, copies)
         if counts.rows_in != counts.accepted + counts.rejected:
             raise AssertionError(f"{source}: {counts.rows_in} rows in but {counts.accepted} accepted + "
                                  f"{counts.rejected} rejected: a row was lost")

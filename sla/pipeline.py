@@ -36,7 +36,7 @@ def import_source(con, source: TicketSource, policy: Policy) -> list[LoadCounts]
     """
     staged = source.stage(con)
     with transaction(con):
-        return validate(con, policy, staged)
+        return validate(con, policy, staged, source.labels)
 
 
 def compute_metrics(con, policy: Policy, as_of: dt.datetime) -> int:
