@@ -87,3 +87,41 @@ def resources_from_env() -> dict:
         as_of=env.get("SLA_AS_OF") or None,
         policy_path=env.get("SLA_POLICY") or None,
     )
+
+
+class SmtpResource(dg.ConfigurableResource):
+    """Outgoing mail for report delivery. The password comes from `SLA_SMTP_PASSWORD` via dg.EnvVar."""
+
+    host: str | None = None
+    port: int = 25
+    user: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    mail_from: str = "sla-reports@localhost"
+    enabled: bool = False  # the monthly schedule delivers only when SLA_DELIVER=1
+
+    def settings(self):
+        from sla.delivery import SmtpSettings
+
+        if not self.host:
+            return None
+        return SmtpSettings(host=self.host, port=self.port, user=self.user or None, password=self.password or None,
+                            starttls=self.starttls, mail_from=self.mail_from)
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def smtp_from_env(env=None) -> SmtpResource:
+    env = os.environ if env is None else env
+    password = dg.EnvVar("SLA_SMTP_PASSWORD") if env.get("SLA_SMTP_PASSWORD") else None
+    return SmtpResource(
+        host=env.get("SLA_SMTP_HOST") or None,
+        port=int(env.get("SLA_SMTP_PORT") or 25),
+        user=env.get("SLA_SMTP_USER") or None,
+        password=password,
+        starttls=_flag(env.get("SLA_SMTP_STARTTLS")),
+        mail_from=env.get("SLA_MAIL_FROM") or "sla-reports@localhost",
+        enabled=_flag(env.get("SLA_DELIVER")),
+    )
