@@ -2,11 +2,12 @@
 
 import dagster as dg
 
+from assets.sync import sync_asset_keys
 from pipelines.resources import SlaSettings, TicketSourceResource, WarehouseResource
 from sla.pipeline import import_source
 
 
-@dg.asset(group_name="ingest", description="Tickets, events, contracts and invoices accepted from the "
+@dg.asset(group_name="ingest", deps=sync_asset_keys(), description="Tickets, events, contracts and invoices accepted from the "
           "ticket source; every other row is in `rejects` with its reason.")
 def raw_import(context: dg.AssetExecutionContext, ticket_source: TicketSourceResource,
                warehouse: WarehouseResource, settings: SlaSettings) -> dg.MaterializeResult:

@@ -12,11 +12,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import dagster as dg
 
-from assets import billing, checks, ingest, metrics
+from assets import checks
+from assets.billing_report import yearly_partitions
+from pipelines.definitions import ASSET_MODULES
+from sla.billing_report import report_paths
 from pipelines.partitions import month_partition_key
 from pipelines.resources import build_resources
 from sla import warehouse
@@ -24,8 +27,9 @@ from sla.pipeline import last_complete_month, run_summary
 from connectors.base import ExportError
 from sla.policy import PolicyError, load_policy
 from sla.warehouse import WarehouseBusy
+from sla.customer_report import build_customer_reports, customers_folder, write_customer_reports
 
-ALL_ASSETS = dg.load_assets_from_modules([ingest, metrics, billing])
+ALL_ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
 ALL_CHECKS = list(dg.load_asset_checks_from_modules([checks]))
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -103,7 +107,7 @@ def _materialize(selection, resources, instance, partition_key: str | None = Non
 
 
 def run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, month: str | None,
-            policy_path: str | None = None, strict: bool = False,
+            policy_path: str | None = None, strict: bool = False, years: Sequence[int] = (),
             progress: Callable[[str], None] = print) -> RunOutcome:
     policy = load_policy(policy_path)  # fail fast, with the field named, before any work
     month = month or last_complete_month(as_of, policy.calendar.tz)
@@ -113,12 +117,21 @@ def run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, 
                                 as_of=as_of.isoformat(), policy_path=policy_path)
     instance = _instance()
     outcome = RunOutcome(db_path=db_path, out_dir=out_dir, month=month, as_of=as_of)
+    known_years = set(yearly_partitions.get_partition_keys())
+    wanted = sorted({as_of.astimezone(policy.calendar.tz).year, *years})
+    years = [y for y in wanted if str(y) in known_years]
+    outcome.warnings += [f"no billing report for {y}: not a year of the data" for y in wanted if str(y) not in known_years]
 
     steps = [
         ("import the export", dg.AssetSelection.assets("raw_import"), None),
         ("compute per-incident SLA figures", dg.AssetSelection.assets("incident_sla"), None),
         ("reconcile Gold billing", dg.AssetSelection.assets("gold_reconciliation"), None),
         (f"aggregate {month}", dg.AssetSelection.assets("monthly_sla"), month_partition_key(month)),
+        (f"render the customer PDFs of {month}", dg.AssetSelection.assets("customer_reports"),
+         month_partition_key(month)),
+        *[(f"render the Gold billing report {y}", dg.AssetSelection.assets("gold_billing_report"), str(y))
+          for y in years],
+        ("write the management dashboard", dg.AssetSelection.assets("dashboard"), None),
     ]
     for number, (title, selection, partition) in enumerate(steps, start=1):
         progress(f"[{number}/{len(steps)}] {title} ...")
@@ -138,8 +151,56 @@ def run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, 
 
     with warehouse.connect(db_path, read_only=False) as con:
         outcome.summary = run_summary(con, month)
+    if outcome.completed:
+        outcome.outputs.append(_customer_pdfs_line(out_dir, month))
+        outcome.outputs += [str(p) for y in years for p in report_paths(out_dir, y)]
+        outcome.outputs.append(str(Path(out_dir) / "dashboard" / "index.html"))
     return outcome
 
 
-def render_reports(**kwargs) -> str:  # replaced when the customer PDFs land
-    raise NotImplementedError("customer reports are not implemented yet")
+def _customer_pdfs_line(out_dir: str, month: str) -> str:
+    folder = customers_folder(out_dir, month)
+    return f"{folder}{os.sep} ({len(list(folder.glob('*.pdf')))} customer PDFs)"
+
+
+def render_reports(*, db_path: str, out_dir: str, month: str, customer: str | None = None,
+                   policy_path: str | None = None, progress: Callable[[str], None] = print,
+                   kind: str = "customers") -> str:
+    """`sla report customers --month YYYY-MM [--customer ID]`: re-render from the warehouse.
+
+    A whole month materializes the `customer_reports` partition (same code as `sla run`);
+    one customer is rendered in this process by the same domain functions, leaving the
+    month's other PDFs as they are. Raises NoSuchCustomer for a customer without contract
+    or incidents in the month.
+    """
+    if kind != "customers":
+        raise ValueError(f"unknown report kind {kind!r}")
+    policy = load_policy(policy_path)
+    warehouse.connect(db_path, read_only=True).close()  # clear error when missing or busy
+    if customer is None:
+        progress(f"rendering the customer PDFs of {month} ...")
+        started = time.monotonic()
+        resources = build_resources(export_dir=".", db_path=db_path, out_dir=out_dir,
+                                    policy_path=policy_path)
+        _materialize(dg.AssetSelection.assets("customer_reports"), resources, _instance(),
+                     month_partition_key(month))
+        progress(f"rendered the customer PDFs of {month} in {time.monotonic() - started:.1f}s")
+        return _customer_pdfs_line(out_dir, month)
+    with warehouse.connect(db_path, read_only=True) as con:
+        vms = build_customer_reports(con, policy, month, customer_id=customer)
+    written = write_customer_reports(vms, out_dir, month, workers=1, prune=False)
+    return "\n".join(str(p) for p in written.paths)
+
+
+def render_billing(*, db_path: str, out_dir: str, year: int, policy_path: str | None = None,
+                   progress: Callable[[str], None] = print) -> str:
+    """`sla report billing --year YYYY`: re-render the finance report from the warehouse."""
+    load_policy(policy_path)
+    if str(year) not in set(yearly_partitions.get_partition_keys()):
+        raise ExportError(f"no billing year {year}: choose one from {yearly_partitions.get_first_partition_key()}"
+                          f" to {yearly_partitions.get_last_partition_key()}")
+    warehouse.connect(db_path, read_only=True).close()
+    progress(f"rendering the Gold billing report {year} ...")
+    resources = build_resources(export_dir=".", db_path=db_path, out_dir=out_dir, policy_path=policy_path)
+    _materialize(dg.AssetSelection.assets("gold_billing_report"), resources, _instance(), str(year))
+    return "\n".join(str(p) for p in report_paths(out_dir, year))

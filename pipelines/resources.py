@@ -70,15 +70,19 @@ class CsvExportResource(TicketSourceResource):
 
 
 def build_resources(*, export_dir: str, db_path: str, out_dir: str, as_of: str | None = None,
-                    policy_path: str | None = None) -> dict:
+                    policy_path: str | None = None, ticket_source: TicketSourceResource | None = None,
+                    smtp: "SmtpResource | None" = None) -> dict:
     return {
         "warehouse": WarehouseResource(path=db_path),
         "settings": SlaSettings(out_dir=out_dir, as_of=as_of, policy_path=policy_path or str(DEFAULT_POLICY_PATH)),
-        "ticket_source": CsvExportResource(export_dir=export_dir),
+        "ticket_source": ticket_source or CsvExportResource(export_dir=export_dir),
+        "smtp": smtp or SmtpResource(),
     }
 
 
 def resources_from_env() -> dict:
+    from pipelines.connectors import connector_resource_from_env
+
     env = os.environ
     return build_resources(
         export_dir=env.get("SLA_EXPORT_DIR", str(DEFAULT_VAR / "demo-export")),
@@ -86,6 +90,8 @@ def resources_from_env() -> dict:
         out_dir=env.get("SLA_OUT", str(PROJECT_ROOT / "out")),
         as_of=env.get("SLA_AS_OF") or None,
         policy_path=env.get("SLA_POLICY") or None,
+        ticket_source=connector_resource_from_env(),  # None for SLA_SOURCE=csv (the default)
+        smtp=smtp_from_env(),
     )
 
 

@@ -53,7 +53,8 @@ def _run_pipeline(args) -> int:
         raise UsageError(str(exc)) from None
     outcome = run_all(
         export_dir=str(export_dir), db_path=args.db, out_dir=args.out, as_of=as_of,
-        month=_parse_month(args.month), policy_path=args.policy, strict=args.strict, progress=_progress,
+        month=_parse_month(args.month), policy_path=args.policy, strict=args.strict, years=args.year,
+        progress=_progress,
     )
     print(outcome.summary_text())
     return 0 if outcome.completed else 1
@@ -83,13 +84,45 @@ def cmd_demo(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipelines.orchestrate import render_reports
+    if args.kind == "billing":
+        if args.year is None:
+            raise UsageError("sla report billing needs --year YYYY")
+        from pipelines.orchestrate import render_billing
 
+        print(render_billing(db_path=args.db, out_dir=args.out, year=args.year, policy_path=args.policy,
+                             progress=_progress))
+        return 0
+    from pipelines.orchestrate import render_reports
+    from sla.customer_report import NoSuchCustomer
+
+    if args.month is None:
+        raise UsageError("sla report customers needs --month YYYY-MM")
     month = _parse_month(args.month)
-    outcome = render_reports(db_path=args.db, out_dir=args.out, month=month, customer=args.customer,
-                             policy_path=args.policy, progress=_progress, kind=args.kind)
+    try:
+        outcome = render_reports(db_path=args.db, out_dir=args.out, month=month, customer=args.customer,
+                                 policy_path=args.policy, progress=_progress, kind=args.kind)
+    except NoSuchCustomer as exc:
+        raise UsageError(str(exc)) from None
     print(outcome)
     return 0
+
+
+def cmd_serve(args) -> int:
+    from sla.serve import serve
+
+    try:
+        serve(args.out, args.port)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise UsageError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    return 0
+
+
+def _year(text: str) -> int:
+    if not (len(text) == 4 and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--policy", help="SLA policy file (default: config/sla-policy.yaml)")
         p.add_argument("--strict", action="store_true",
                        help="stop before the reports when a blocking data check fails")
+        p.add_argument("--year", type=_year, action="append", default=[],
+                       help="also render the Gold billing report of this year (repeatable; the cut-off's year always is)")
 
     run = sub.add_parser("run", help="import an export, compute every figure and render the month's reports")
     common(run)
@@ -122,13 +157,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     report = sub.add_parser("report", help="re-render reports from the warehouse")
-    report.add_argument("kind", choices=["customers"])
-    report.add_argument("--month", required=True)
+    report.add_argument("kind", choices=["customers", "billing"])
+    report.add_argument("--month", help="YYYY-MM (customers)")
+    report.add_argument("--year", type=_year, help="YYYY (billing)")
     report.add_argument("--customer")
     report.add_argument("--db", default=str(DEFAULT_VAR / "warehouse.duckdb"))
     report.add_argument("--out", default="out")
     report.add_argument("--policy")
     report.set_defaults(func=cmd_report)
+
+    from sla.deliver_cli import add_deliver_parser
+
+    def month_type(text: str) -> str:
+        try:
+            return _parse_month(text)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    add_deliver_parser(sub, month_type)
+
+    from sla.sync_cli import add_sync_parser
+
+    add_sync_parser(sub, default_db=str(DEFAULT_VAR / "warehouse.duckdb"))
+
+    serve = sub.add_parser("serve", help="serve the output folder (dashboard, reports) on 127.0.0.1")
+    serve.add_argument("--out", default="out")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

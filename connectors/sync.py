@@ -1,0 +1,215 @@
+"""Incremental sync machinery shared by the API connectors.
+
+Raw records as received are kept in the warehouse, one row per object:
+
+    src_records(source, kind, record_id, parent_id, updated_at, payload JSON)
+
+keyed by (source, kind, record_id) and upserted, so a rerun or an overlapping fetch never
+duplicates. A parent fetched again with its whole history (`replace_children`) has its child
+records replaced, so history rows that vanished upstream do not linger.
+
+    sync_cursors(source, cursor, updated_at)
+
+holds each source's high-water mark (an ISO UTC instant of the source's own update time). It is
+written in the same transaction as the batch it covers and never moves backwards; a run starts
+at `cursor - overlap` so late edits (clock skew, updates committed while the previous run was
+paging) are seen again. Because every batch is committed whole with its cursor, a sync killed
+between pages and run again gives exactly the warehouse of one clean run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pyarrow as pa
+
+from connectors.base import ExportError
+from sla.db import scalar
+
+Progress = Callable[[str], None]
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS src_records (
+        source VARCHAR NOT NULL, kind VARCHAR NOT NULL, record_id VARCHAR NOT NULL,
+        parent_id VARCHAR, updated_at VARCHAR, payload JSON)""",
+    """CREATE TABLE IF NOT EXISTS sync_cursors (
+        source VARCHAR NOT NULL, cursor VARCHAR, updated_at TIMESTAMPTZ)""",
+)
+
+UTC = dt.timezone.utc
+
+
+def iso_utc(value: dt.datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_instant(text: str | None) -> dt.datetime | None:
+    """An ISO 8601 instant (Z or offset); None for empty or unparsable text."""
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else None
+
+
+def _colon_offset(text: str) -> str:
+    import re
+
+    return re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text.strip())
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str
+    record_id: str
+    payload: dict
+    parent_id: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass
+class SyncResult:
+    source: str
+    pages: int = 0
+    records: int = 0
+    parents: set[str] = field(default_factory=set)  # tickets (re)fetched in this run
+    created: set[str] = field(default_factory=set)  # their creation instants (as the source wrote them)
+    cursor: str | None = None
+
+    def changed_months(self, timezone: str = "Europe/Berlin") -> list[str]:
+        """Local months (YYYY-MM) of creation of the tickets this run fetched: the months to refresh."""
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(timezone)
+        months = set()
+        for text in self.created:
+            value = parse_instant(_colon_offset(text))
+            if value is not None and value.year > 1970:
+                months.add(value.astimezone(tz).strftime("%Y-%m"))
+        return sorted(months)
+
+    def summary(self) -> str:
+        return (f"{self.source}: {self.pages} page(s), {self.records} record(s) stored, "
+                f"{len(self.parents)} ticket(s) updated; cursor {self.cursor or '(none)'}")
+
+
+def ensure_schema(con) -> None:
+    for ddl in DDL:
+        con.execute(ddl)
+
+
+class SyncStore:
+    """The raw-record store and cursor of one source in the warehouse."""
+
+    def __init__(self, con, source: str, stream: str | None = None):
+        self.con = con
+        self.source = source
+        #: the cursor's key: one per source, or per source and stream ("zendesk/users")
+        self.key = source if not stream else f"{source}/{stream}"
+        ensure_schema(con)
+
+    def cursor(self) -> str | None:
+        return scalar(self.con, "SELECT cursor FROM sync_cursors WHERE source = ?", [self.key])
+
+    def since(self, overlap: dt.timedelta) -> dt.datetime | None:
+        """Where a run starts: the stored cursor minus the overlap (None: from the beginning)."""
+        value = parse_instant(self.cursor())
+        return None if value is None else value - overlap
+
+    def commit(self, records: Iterable[Record], *, cursor: str | None = None,
+               replace_children: Iterable[tuple[str, str]] = ()) -> int:
+        """Upsert a batch and advance the cursor, in one transaction. Returns the records written.
+
+        `replace_children`: (child kind, parent id) pairs whose stored children are deleted first
+        (the batch carries the parent's complete set of such children).
+        """
+        rows = {}
+        for r in records:  # the last copy of a key in a batch wins
+            rows[(r.kind, str(r.record_id))] = r
+        kinds, ids, parents, updated, payloads = [], [], [], [], []
+        for (kind, rid), r in sorted(rows.items()):
+            kinds.append(kind)
+            ids.append(rid)
+            parents.append(None if r.parent_id is None else str(r.parent_id))
+            updated.append(r.updated_at)
+            payloads.append(json.dumps(r.payload, ensure_ascii=False, sort_keys=True))
+        batch = pa.table({"kind": pa.array(kinds, pa.string()), "record_id": pa.array(ids, pa.string()),
+                          "parent_id": pa.array(parents, pa.string()), "updated_at": pa.array(updated, pa.string()),
+                          "payload": pa.array(payloads, pa.string())})
+        replaced = sorted({(k, str(p)) for k, p in replace_children})
+        children = pa.table({"kind": pa.array([k for k, _ in replaced], pa.string()),
+                             "parent_id": pa.array([p for _, p in replaced], pa.string())})
+        con = self.con
+        con.register("_sync_batch", batch)
+        con.register("_sync_children", children)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                """DELETE FROM src_records s WHERE s.source = ? AND EXISTS (
+                       SELECT 1 FROM _sync_children c WHERE c.kind = s.kind AND c.parent_id = s.parent_id)""",
+                [self.source])
+            con.execute(
+                """DELETE FROM src_records s WHERE s.source = ? AND EXISTS (
+                       SELECT 1 FROM _sync_batch b WHERE b.kind = s.kind AND b.record_id = s.record_id)""",
+                [self.source])
+            con.execute(
+                """INSERT INTO src_records SELECT ?, kind, record_id, parent_id, updated_at, CAST(payload AS JSON)
+                   FROM _sync_batch""", [self.source])
+            if cursor is not None:
+                old = self.cursor()
+                new = cursor if old is None else max(old, cursor)
+                con.execute("DELETE FROM sync_cursors WHERE source = ?", [self.key])
+                con.execute("INSERT INTO sync_cursors VALUES (?, ?, now())", [self.key, new])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_sync_batch")
+            con.unregister("_sync_children")
+        return len(kinds)
+
+    def known_ids(self, kind: str) -> set[str]:
+        return {r[0] for r in self.con.execute(
+            "SELECT record_id FROM src_records WHERE source = ? AND kind = ?", [self.source, kind]).fetchall()}
+
+
+# ---- staging helpers shared by the API connectors -------------------------------------------
+
+STAGED_TABLES = ("tickets", "ticket_events", "contracts", "invoices")
+
+
+def reset_staging(con) -> None:
+    """Drop staging tables a previous import on this connection may have left."""
+    for t in STAGED_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS stg_{t}")
+        con.execute(f"DROP TABLE IF EXISTS stg_{t}_malformed")
+
+
+def stage_contracts(con, contracts_csv: str | Path | None) -> tuple[int, str]:
+    """Stage the contracts CSV (API ticket systems know no SLA tiers). Returns (records, label)."""
+    from connectors.csv_export import EXPORT_FILES, FileSpec, stage_file
+
+    if not contracts_csv:
+        raise ExportError("no contracts file configured (SLA_CONTRACTS_CSV): API ticket systems know no SLA tiers")
+    path = Path(contracts_csv)
+    if not path.is_file():
+        raise ExportError(f"contracts file not found: {path}")
+    base = next(s for s in EXPORT_FILES if s.table == "contracts")
+    spec = FileSpec(path.name, "contracts", base.required, base.optional)
+    n = stage_file(con, path.parent, spec)
+    con.execute("CREATE OR REPLACE TEMP TABLE _lines_stg_contracts AS SELECT * FROM _lines")
+    con.execute("CREATE OR REPLACE TEMP TABLE _units_stg_contracts AS SELECT line_no FROM _units")
+    for t in ("_records", "_lines_raw", "_lines", "_units", "_malformed_records"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return n, path.name
+
+
+def count(con, table: str) -> int:
+    return scalar(con, f"SELECT count(*) FROM {table}")

@@ -1,0 +1,134 @@
+"""Render many customer reports: in parallel over the machine's cores, written atomically.
+
+No Dagster, no DuckDB: view models in, PDF files out. Each worker process is long-lived and
+renders a chunk of reports after another, so its kaleido server (one headless chromium per
+process) is started once per worker, not once per report. Workers are started with `spawn`:
+a forked child would inherit the parent's kaleido/DuckDB/Dagster state.
+
+Each report is rendered in three timed stages, exactly as `render.render_customer_pdf` does:
+charts (plotly -> SVG through kaleido), HTML (Jinja) and PDF (WeasyPrint). The timings are
+returned so the asset and the benchmark can report where the time goes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from reports import charts, render
+from reports.viewmodels import CustomerReport
+
+#: below this many reports, rendering in-process beats starting worker processes
+MIN_PARALLEL = 4
+
+
+@dataclass(frozen=True)
+class Rendered:
+    customer_id: str
+    path: str
+    bytes: int
+    charts_s: float  # kaleido (plotly figure -> SVG)
+    html_s: float  # Jinja
+    pdf_s: float  # WeasyPrint (layout + PDF)
+    pid: int
+
+    @property
+    def total_s(self) -> float:
+        return self.charts_s + self.html_s + self.pdf_s
+
+
+def render_pdf_timed(vm: CustomerReport) -> tuple[bytes, float, float, float]:
+    """(PDF bytes, kaleido s, Jinja s, WeasyPrint s); same bytes as render_customer_pdf(vm)."""
+    t0 = time.perf_counter()
+    context = render.customer_context(vm, with_charts=False)
+    if vm.trend:
+        volume, compliance = charts.trend_svgs(vm.trend, vm.language)
+        context["charts"] = {"volume": render._svg_data_uri(volume),  # noqa: SLF001
+                             "compliance": render._svg_data_uri(compliance)}  # noqa: SLF001
+    t1 = time.perf_counter()
+    html = render.environment().get_template("customer_monthly.html").render(**context)
+    t2 = time.perf_counter()
+    pdf = render.html_to_pdf(html, created=vm.cutoff)
+    t3 = time.perf_counter()
+    return pdf, t1 - t0, t2 - t1, t3 - t2
+
+
+def _render_one(job: tuple[CustomerReport, str]) -> Rendered:
+    vm, path = job
+    pdf, c, h, p = render_pdf_timed(vm)
+    render.write_pdf_atomic(pdf, path)
+    return Rendered(vm.customer.id, path, len(pdf), c, h, p, os.getpid())
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent was killed exits (with its chromium) instead of lingering."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            try:
+                import kaleido
+
+                kaleido.stop_sync_server(silence_warnings=True)
+            finally:
+                os._exit(1)
+
+
+def _warm_up(parent: int) -> None:
+    """Worker initializer: start the kaleido server before the first report; watch the parent."""
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    charts._ensure_server()  # noqa: SLF001
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+def render_reports(jobs: Sequence[tuple[CustomerReport, str | os.PathLike]], *,
+                   workers: int | None = None, chunksize: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> list[Rendered]:
+    """Render (view model, output path) pairs; returns one `Rendered` per job, in job order.
+
+    workers: processes (default: all cores); 1 (or a handful of reports) renders in this
+    process. chunksize: reports handed to a worker at once (default: up to 8, at least 4
+    chunks per worker, so progress is reported steadily and no core idles at the end).
+    A failure in any report raises after the pool stops; PDFs already written stay complete
+    (write-then-rename), none is half-written.
+    """
+    items = [(vm, str(path)) for vm, path in jobs]
+    total = len(items)
+    workers = max(1, min(workers or default_workers(), total or 1))
+    done: list[Rendered] = []
+    if workers == 1 or total < MIN_PARALLEL:
+        for item in items:
+            done.append(_render_one(item))
+            if progress:
+                progress(len(done), total)
+        return done
+    chunksize = chunksize or max(1, min(8, -(-total // (workers * 4))))
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
+                             initargs=(os.getpid(),)) as pool:
+        for result in pool.map(_render_one, items, chunksize=chunksize):
+            done.append(result)
+            if progress:
+                progress(len(done), total)
+    return done
+
+
+def remove_stale(folder: Path, keep: set[str]) -> list[Path]:
+    """Delete PDFs (and leftover temporary files) in `folder` that this run did not write."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for f in folder.iterdir():
+        if f.is_file() and f.name not in keep and (f.suffix == ".pdf" or f.name.endswith(".pdf.tmp")
+                                                   or (f.name.startswith(".") and f.suffix == ".tmp")):
+            f.unlink()
+            removed.append(f)
+    return removed

@@ -1,0 +1,74 @@
+"""Gold billing report for finance: `GoldBillingReport` -> HTML -> PDF bytes (issue 4).
+
+Same rendering rules as the customer PDF (`reports.render`): the one Jinja environment
+(autoescape for every template, StrictUndefined), WeasyPrint through `html_to_pdf` with the
+confined `TemplateOnlyFetcher` (only files under reports/templates and data: URIs), fixed PDF
+metadata (created = modified = the data's cut-off, no PDF identifier), so the same view model
+always gives the same bytes. English only.
+
+Money is formatted here, from `Decimal`, never float: `EUR 17,988.00`, `EUR -1,499.00`.
+The helpers are passed to the template in its context (the shared environment is not changed).
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+from reports.billing_viewmodels import GoldBillingReport
+from reports.render import TemplateOnlyFetcher, environment, html_to_pdf, write_pdf_atomic
+
+TEMPLATE = "gold_billing.html"
+MONTH_ABBR = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+#: badge class per reconciliation status (colours in static/billing.css)
+STATUS_CLASS = {
+    "ok": "st-ok",
+    "under_billed": "st-bad",
+    "over_billed": "st-bad",
+    "not_gold": "st-bad",
+    "overlap": "st-bad",
+    "not_invoiced": "st-open",
+}
+
+
+def eur(amount: Decimal | None, currency: str = "EUR") -> str:
+    """Decimal('17988') -> 'EUR 17,988.00'; Decimal('-1499') -> 'EUR -1,499.00'."""
+    if amount is None:
+        return "–"
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"money must be a Decimal, got {type(amount).__name__}")
+    value = amount.quantize(Decimal("0.01"))
+    if value == 0:
+        value = abs(value)  # no 'EUR -0.00'
+    return f"{currency} {value:,.2f}"
+
+
+def month_abbr(month: str) -> str:
+    """'2026-03' -> 'Mar'."""
+    return MONTH_ABBR[int(month[5:7]) - 1]
+
+
+def billing_context(vm: GoldBillingReport) -> dict:
+    return {
+        "vm": vm,
+        "lang": "en",
+        "tz": vm.timezone,
+        "eur": lambda amount: eur(amount, vm.currency),
+        "month_abbr": month_abbr,
+        "status_class": lambda status: STATUS_CLASS.get(status, "st-bad"),
+    }
+
+
+def render_billing_html(vm: GoldBillingReport) -> str:
+    return environment().get_template(TEMPLATE).render(**billing_context(vm))
+
+
+def render_billing_pdf(vm: GoldBillingReport, *, fetcher: TemplateOnlyFetcher | None = None) -> bytes:
+    return html_to_pdf(render_billing_html(vm), created=vm.cutoff, fetcher=fetcher)
+
+
+def write_billing_pdf(vm: GoldBillingReport, path: str | os.PathLike) -> Path:
+    """Render and write atomically (temporary file, fsync, rename)."""
+    return write_pdf_atomic(render_billing_pdf(vm), path)

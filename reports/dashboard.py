@@ -1,0 +1,750 @@
+"""Management dashboard: plotly figures + one self-contained HTML file (issue 5).
+
+Pure functions from `sla.dashboard_data.DashboardData` (warehouse query results) to
+plotly figures and to HTML; no DuckDB, no Dagster. The page:
+
+* embeds plotly.js once (one inline ``<script>``), the CSS inline, and the figures
+  as one JSON block, so it opens from the file system or any static server and
+  requests no URL at all;
+* is rendered by the reports' one Jinja environment (autoescape on: customer
+  names are hostile text). Text that goes into plotly (axis labels, hover) is
+  HTML-escaped first, because plotly interprets tags such as ``<a href>`` and
+  ``<b>`` in its labels; the JSON block escapes ``<``, ``>`` and ``&`` so no
+  string can close the script element;
+* filters by tier and period with a small inline script that only shows and
+  hides what Python computed (trace visibility, x-axis range, table rows, KPI
+  tile sets): nothing is recomputed in JavaScript.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from reports import filters
+from reports.render import environment
+from sla.dashboard_data import AGE_BUCKETS_HOURS, ALL, RISK_STATES, TIERS, DashboardData
+
+LANG = "en"
+#: Management goal for compliance rates (a goal for the dashboard, not a contractual target).
+DEFAULT_GOAL = 0.95
+PERIODS = (3, 6, 12, 24)
+DEFAULT_PERIOD = 12
+TEMPLATE = "dashboard.html"
+
+TIER_LABELS = {ALL: "All tiers", "professional": "Professional", "enterprise": "Enterprise",
+               "gold": "Gold", "no contract": "No contract"}
+TIER_COLORS = {ALL: "#1f3a5f", "professional": "#8a9bb0", "enterprise": "#1c8c8c", "gold": "#d98e04",
+               "no contract": "#c9ced6"}
+SEVERITY_COLORS = {1: "#b3261e", 2: "#e07b39", 3: "#e9c46a", 4: "#8ab17d"}
+RISK_LABELS = {"breached": "Breached", "due_soon": "Due within 1 business day",
+               "on_track": "On track", "no_target": "No target"}
+RISK_COLORS = {"breached": "#b3261e", "due_soon": "#e07b39", "on_track": "#2a9d8f", "no_target": "#c9ced6"}
+STATUS_LABELS = {"ok": "OK", "under_billed": "Under-billed", "over_billed": "Over-billed",
+                 "not_gold": "Billed without Gold", "overlap": "Overlap (double billing)",
+                 "not_invoiced": "Gold days not invoiced"}
+METRIC_LABELS = {"first_response": "First response", "resolution": "Resolution"}
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
+INK = "#2b3440"
+GRID = "#e3e8ef"
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "showLink": False, "showSendToCloud": False,
+                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+                 "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+# --------------------------------------------------------------------------- formatting
+def esc(text: object) -> str:
+    """Escape text for plotly labels and hover (plotly renders <b>, <a href>, ... in strings)."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def fmt_rate(value: float | None) -> str:
+    return filters.rate(None if value is None else Decimal(repr(float(value))), LANG)
+
+
+def fmt_int(value) -> str:
+    return filters.number(None if value is None else int(value), LANG)
+
+
+def fmt_eur(value) -> str:
+    if value is None:
+        return filters.DASH
+    d = Decimal(value).quantize(Decimal("0.01"))
+    sign = "-" if d < 0 else ""
+    return f"{sign}EUR {abs(d):,.2f}"
+
+
+def fmt_hours(seconds, business_day_seconds: int = 8 * 3600) -> str:
+    """Business time in business hours, or business days from 3 days on: '5.5 h', '12.3 bd'."""
+    if seconds is None:
+        return filters.DASH
+    seconds = int(seconds)
+    if abs(seconds) >= 3 * business_day_seconds:
+        return f"{seconds / business_day_seconds:,.1f} bd"
+    return f"{seconds / 3600:.1f} h"
+
+
+def fmt_month(month: str) -> str:
+    return filters.month_name(month, LANG)
+
+
+def fmt_month_short(month: str) -> str:
+    return filters.month_short(month, LANG)
+
+
+def _month_start(month: str) -> dt.date:
+    return dt.date(int(month[:4]), int(month[5:7]), 1)
+
+
+def _month_after(month: str) -> dt.date:
+    y, m = int(month[:4]), int(month[5:7])
+    return dt.date(y + (m == 12), m % 12 + 1, 1)
+
+
+def _is_missing(value) -> bool:
+    try:
+        return value is None or bool(value != value)  # NaN / NaT / pd.NA compare unequal
+    except TypeError:  # pd.NA
+        return True
+
+
+def _val(value):
+    return None if _is_missing(value) else value
+
+
+# --------------------------------------------------------------------------- figure helpers
+def _base_layout(fig: go.Figure, *, height: int, legend_title: str | None = None) -> go.Figure:
+    fig.update_layout(
+        height=height, autosize=True, margin=dict(l=56, r=16, t=36, b=40),
+        font=dict(family=FONT, size=13, color=INK), paper_bgcolor="white", plot_bgcolor="white",
+        hoverlabel=dict(font=dict(family=FONT, size=12), align="left"),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0,
+                    title=dict(text=legend_title) if legend_title else None),
+    )
+    fig.update_xaxes(gridcolor=GRID, linecolor="#c9ced6", zeroline=False)
+    fig.update_yaxes(gridcolor=GRID, linecolor="#c9ced6", zeroline=False)
+    return fig
+
+
+def _meta(show_for) -> dict:
+    """Trace metadata read by the page's filter script: the tier filter values that show it."""
+    return {"show_for": list(show_for)}
+
+
+def _month_axis(fig: go.Figure, data: DashboardData, period: int) -> None:
+    start, end = period_range(data, period)
+    fig.update_xaxes(type="date", range=[start, end], tickformat="%b %y", ticklabelmode="period")
+
+
+def period_options(data: DashboardData) -> list[tuple[int, str]]:
+    n = len(data.months)
+    opts = [(p, f"{p} months") for p in PERIODS if p < n]
+    opts.append((n, f"All {n} months" if n not in PERIODS else f"{n} months"))
+    return opts
+
+
+def default_period(data: DashboardData) -> int:
+    return DEFAULT_PERIOD if DEFAULT_PERIOD < len(data.months) else len(data.months)
+
+
+def period_range(data: DashboardData, period: int) -> list[str]:
+    months = data.months[-period:]
+    return [_month_start(months[0]).isoformat(), _month_after(months[-1]).isoformat()]
+
+
+def _visible(show_for, tier: str = ALL) -> bool:
+    return tier in show_for
+
+
+def _monthly_trace_kwargs() -> dict:
+    return {"xperiod": "M1", "xperiodalignment": "middle"}
+
+
+# --------------------------------------------------------------------------- figures
+def compliance_figure(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> go.Figure:
+    """Compliance rate per month, first response | resolution, one line per tier, goal line."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[METRIC_LABELS[m] for m in ("first_response", "resolution")],
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    frame = data.compliance
+    rated = frame["rate"].dropna()
+    low = float(rated.min()) if len(rated) else goal
+    y_min = max(0.0, min(goal, low) - 0.05)
+    for col, metric in enumerate(("first_response", "resolution"), start=1):
+        for tier in (ALL, *TIERS):
+            part = frame[(frame["tier"] == tier) & (frame["metric"] == metric)]
+            by_month = {r.month: r for r in part.itertuples()}
+            if not any(_val(r.rate) is not None for r in by_month.values()):
+                continue  # nothing rated for this tier and metric (e.g. professional resolution)
+            xs, ys, custom = [], [], []
+            for month in data.months:
+                r = by_month.get(month)
+                rate = None if r is None else _val(r.rate)
+                xs.append(month)
+                ys.append(rate)
+                custom.append([
+                    fmt_month(month), fmt_rate(rate),
+                    fmt_int(0 if r is None else r.met), fmt_int(0 if r is None else r.breached),
+                    fmt_int(0 if r is None else r.pending), fmt_int(0 if r is None else r.no_target),
+                    fmt_int(0 if r is None else r.incidents),
+                ])
+            show_for = [ALL] if tier == ALL else [ALL, tier]
+            fig.add_trace(go.Scatter(
+                x=xs, y=ys, customdata=custom, name=TIER_LABELS[tier], legendgroup=tier,
+                showlegend=col == 1, mode="lines+markers", connectgaps=False,
+                line=dict(color=TIER_COLORS[tier], width=3.5 if tier == ALL else 2,
+                          dash="solid"),
+                marker=dict(size=6 if tier == ALL else 5),
+                hovertemplate=(f"<b>{esc(TIER_LABELS[tier])} - {esc(METRIC_LABELS[metric])}</b><br>"
+                               "%{customdata[0]}: <b>%{customdata[1]}</b><br>"
+                               "met %{customdata[2]} · breached %{customdata[3]}<br>"
+                               "pending %{customdata[4]} · no target %{customdata[5]}<br>"
+                               "incidents %{customdata[6]}<extra></extra>"),
+                meta=_meta(show_for), visible=_visible(show_for), **_monthly_trace_kwargs(),
+            ), row=1, col=col)
+        goal_label = f"Management goal {fmt_rate(goal)}"
+        fig.add_trace(go.Scatter(
+            x=[_month_start(data.months[0]).isoformat(), _month_after(data.months[-1]).isoformat()],
+            y=[goal, goal], mode="lines", name=goal_label, legendgroup="goal", showlegend=col == 1,
+            line=dict(color="#b3261e", width=1.5, dash="dash"), hoverinfo="skip",
+        ), row=1, col=col)
+    _base_layout(fig, height=380)
+    fig.update_yaxes(tickformat=".0%", range=[y_min, 1.02], title_text="compliance rate", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", range=[y_min, 1.02], row=1, col=2)
+    fig.update_layout(margin=dict(t=90), hovermode="closest", legend=dict(y=1.16))
+    _month_axis(fig, data, default_period(data))
+    return fig
+
+
+def volume_severity_figure(data: DashboardData) -> go.Figure:
+    """Incidents opened per month, stacked by severity at creation; one set of bars per tier filter."""
+    fig = go.Figure()
+    frame = data.volume
+    keys = [ALL, *TIERS]
+    breakdown = {}  # (month, severity) -> "professional 8 · ..." for the all-tiers hover
+    order = {t: i for i, t in enumerate((*TIERS, "no contract"))}
+    for r in sorted(frame[frame["tier"] != ALL].itertuples(), key=lambda r: order.get(r.tier, 99)):
+        breakdown.setdefault((r.month, int(r.severity)), []).append(f"{esc(TIER_LABELS[r.tier])} {fmt_int(r.incidents)}")
+    for key in keys:
+        part = frame[frame["tier"] == key]
+        for sev in (1, 2, 3, 4):
+            rows = {r.month: r for r in part[part["severity"] == sev].itertuples()}
+            ys = [int(rows[m].incidents) if m in rows else 0 for m in data.months]
+            custom = [[fmt_month(m), fmt_int(y), " · ".join(breakdown.get((m, sev), [])) if key == ALL else
+                       esc(TIER_LABELS[key])] for m, y in zip(data.months, ys)]
+            show_for = [key]
+            fig.add_trace(go.Bar(
+                x=data.months, y=ys, customdata=custom, name=f"Sev {sev}", legendgroup=f"sev{sev}",
+                showlegend=True, marker_color=SEVERITY_COLORS[sev],
+                hovertemplate=(f"<b>Severity {sev}</b><br>%{{customdata[0]}}: <b>%{{customdata[1]}}</b> incidents"
+                               "<br>%{customdata[2]}<extra></extra>"),
+                meta=_meta(show_for), visible=_visible(show_for), **_monthly_trace_kwargs(),
+            ))
+    _base_layout(fig, height=340, legend_title="Severity at creation")
+    fig.update_layout(barmode="stack", margin=dict(t=50), bargap=0.15)
+    fig.update_yaxes(title_text="incidents opened")
+    _month_axis(fig, data, default_period(data))
+    return fig
+
+
+def volume_tier_figure(data: DashboardData) -> go.Figure:
+    """Incidents opened per month, stacked by tier (no-contract incidents shown separately)."""
+    fig = go.Figure()
+    frame = data.volume[data.volume["tier"] != ALL]
+    totals = data.volume_tier
+    for tier in (*TIERS, "no contract"):
+        rows = {r.month: r for r in totals[totals["tier"] == tier].itertuples()}
+        if tier == "no contract" and not rows:
+            continue
+        ys = [int(rows[m].incidents) if m in rows else 0 for m in data.months]
+        per_sev = {}
+        for r in frame[frame["tier"] == tier].itertuples():
+            per_sev.setdefault(r.month, []).append(f"Sev {int(r.severity)}: {fmt_int(r.incidents)}")
+        custom = [[fmt_month(m), fmt_int(y), " · ".join(per_sev.get(m, []))] for m, y in zip(data.months, ys)]
+        show_for = [ALL] if tier == "no contract" else [ALL, tier]
+        fig.add_trace(go.Bar(
+            x=data.months, y=ys, customdata=custom, name=TIER_LABELS[tier], marker_color=TIER_COLORS[tier],
+            hovertemplate=(f"<b>{esc(TIER_LABELS[tier])}</b><br>%{{customdata[0]}}: <b>%{{customdata[1]}}</b> incidents"
+                           "<br>%{customdata[2]}<extra></extra>"),
+            meta=_meta(show_for), visible=_visible(show_for), **_monthly_trace_kwargs(),
+        ))
+    _base_layout(fig, height=340, legend_title="Tier")
+    fig.update_layout(barmode="stack", margin=dict(t=50), bargap=0.15)
+    fig.update_yaxes(title_text="incidents opened")
+    _month_axis(fig, data, default_period(data))
+    return fig
+
+
+def age_bucket_labels(data: DashboardData) -> list[str]:
+    bdh = data.business_day_seconds / 3600
+    labels = []
+    for lo, hi in AGE_BUCKETS_HOURS:
+        def h(x):
+            return f"{x:g} h" if x < bdh or x % bdh else f"{x:g} h ({x / bdh:g} bd)"
+        labels.append(f"{lo:g}–{hi:g} h" if hi is not None and hi < bdh else
+                      (f"{lo:g}–{h(hi)}" if hi is not None else f"> {h(lo)}"))
+    return labels
+
+
+def open_age_figure(data: DashboardData) -> go.Figure:
+    """Open incidents at the cut-off by age (business hours since creation), stacked by risk."""
+    fig = go.Figure()
+    labels = age_bucket_labels(data)
+    frame = data.open_by_age
+    for key in (ALL, *TIERS):
+        part = frame[frame["tier"] == key]
+        for risk in RISK_STATES:
+            rows = {int(r.bucket): int(r.incidents) for r in part[part["risk"] == risk].itertuples()}
+            ys = [rows.get(i, 0) for i in range(len(labels))]
+            custom = [[labels[i], fmt_int(y)] for i, y in enumerate(ys)]
+            show_for = [key]
+            fig.add_trace(go.Bar(
+                x=labels, y=ys, customdata=custom, name=RISK_LABELS[risk], legendgroup=risk,
+                marker_color=RISK_COLORS[risk],
+                hovertemplate=(f"<b>{esc(RISK_LABELS[risk])}</b> ({esc(TIER_LABELS[key])})<br>"
+                               "age %{customdata[0]}: <b>%{customdata[1]}</b> open incidents<extra></extra>"),
+                meta=_meta(show_for), visible=_visible(show_for),
+            ))
+    _base_layout(fig, height=340)
+    fig.update_layout(barmode="stack", margin=dict(t=50), bargap=0.2)
+    fig.update_xaxes(type="category", title_text="age at cut-off, business hours since creation (bd = business day)")
+    fig.update_yaxes(title_text="open incidents")
+    return fig
+
+
+def _customer_label(name, customer_id, width: int = 30) -> str:
+    name = "" if _is_missing(name) else str(name)
+    short = name if len(name) <= width else name[: width - 1] + "…"
+    return esc(f"{short} ({customer_id})" if short else customer_id)
+
+
+def top_breaches_figure(data: DashboardData) -> go.Figure:
+    """Customers with the most breaches in the last 3 months (first response + resolution)."""
+    fig = go.Figure()
+    frame = data.top_breaches
+    for key in (ALL, *TIERS):
+        part = frame[frame["tier"] == key].sort_values("rank")
+        ys = [_customer_label(r.customer_name, r.customer_id) for r in part.itertuples()]
+        custom = [[esc(r.customer_name if not _is_missing(r.customer_name) else r.customer_id),
+                   esc(TIER_LABELS.get(r.customer_tier, r.customer_tier)), fmt_int(r.breaches),
+                   fmt_int(r.incidents), fmt_int(r.over_quota), _quota_use(r, data.reporting_month)] for r in part.itertuples()]
+        show_for = [key]
+        for metric, column, color in (("first_response", "fr_breaches", "#e07b39"),
+                                      ("resolution", "res_breaches", "#b3261e")):
+            fig.add_trace(go.Bar(
+                y=ys, x=[int(v) for v in part[column]], customdata=custom, orientation="h",
+                name=METRIC_LABELS[metric], legendgroup=metric, marker_color=color,
+                hovertemplate=("<b>%{customdata[0]}</b> (%{customdata[1]})<br>"
+                               f"{esc(METRIC_LABELS[metric])} breaches: <b>%{{x}}</b> of %{{customdata[2]}}<br>"
+                               "incidents %{customdata[3]} · over quota %{customdata[4]}<br>"
+                               f"quota use {esc(fmt_month_short(data.reporting_month))}: %{{customdata[5]}} included"
+                               "<extra></extra>"),
+                meta=_meta(show_for), visible=_visible(show_for),
+            ))
+    _base_layout(fig, height=380, legend_title="Breaches:")
+    fig.update_layout(barmode="stack", margin=dict(l=230, t=40), bargap=0.25)
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text="breached metrics, " + " – ".join(fmt_month_short(m) for m in
+                                                                   (data.breach_window[0], data.breach_window[-1])))
+    return fig
+
+
+def _quota_use(r, month: str) -> str:
+    """Quota use in the reporting month: '6 of 4 included' (from monthly_quota_view)."""
+    quota = _val(r.month_quota)
+    if quota is None:
+        return f"no incidents in {fmt_month_short(month)}"
+    return f"{fmt_int(r.month_incidents)} of {fmt_int(quota)}"
+
+
+def quota_figure(data: DashboardData) -> go.Figure:
+    """Customers over their included incidents per month, by tier."""
+    fig = go.Figure()
+    frame = data.quota_monthly
+    for tier in TIERS:
+        rows = {r.month: r for r in frame[frame["tier"] == tier].itertuples()}
+        ys = [int(rows[m].customers_over) if m in rows else 0 for m in data.months]
+        custom = [[fmt_month(m), fmt_int(y),
+                   fmt_int(rows[m].customers if m in rows else 0),
+                   fmt_int(rows[m].incidents_over if m in rows else 0),
+                   fmt_int(data.quotas.get(tier))] for m, y in zip(data.months, ys)]
+        show_for = [ALL, tier]
+        fig.add_trace(go.Bar(
+            x=data.months, y=ys, customdata=custom, name=TIER_LABELS[tier], marker_color=TIER_COLORS[tier],
+            hovertemplate=(f"<b>{esc(TIER_LABELS[tier])}</b> (%{{customdata[4]}} included per month)<br>"
+                           "%{customdata[0]}: <b>%{customdata[1]}</b> of %{customdata[2]} customers with incidents over quota"
+                           "<br>%{customdata[3]} incidents beyond the included ones<extra></extra>"),
+            meta=_meta(show_for), visible=_visible(show_for), **_monthly_trace_kwargs(),
+        ))
+    _base_layout(fig, height=340, legend_title="Tier")
+    fig.update_layout(barmode="stack", margin=dict(t=50), bargap=0.15)
+    fig.update_yaxes(title_text="customers over quota")
+    _month_axis(fig, data, default_period(data))
+    return fig
+
+
+def gold_compliance_figure(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> go.Figure:
+    """Gold compliance per month, first response and resolution, with the management goal."""
+    fig = go.Figure()
+    frame = data.compliance[data.compliance["tier"] == "gold"]
+    for metric, color in (("first_response", "#d98e04"), ("resolution", "#7a4f01")):
+        rows = {r.month: r for r in frame[frame["metric"] == metric].itertuples()}
+        ys = [(_val(rows[m].rate) if m in rows else None) for m in data.months]
+        custom = [[fmt_month(m), fmt_rate(y), fmt_int(rows[m].met if m in rows else 0),
+                   fmt_int(rows[m].breached if m in rows else 0)] for m, y in zip(data.months, ys)]
+        fig.add_trace(go.Scatter(
+            x=data.months, y=ys, customdata=custom, name=METRIC_LABELS[metric], mode="lines+markers",
+            line=dict(color=color, width=2.5),
+            hovertemplate=(f"<b>Gold - {esc(METRIC_LABELS[metric])}</b><br>%{{customdata[0]}}: <b>%{{customdata[1]}}</b><br>"
+                           "met %{customdata[2]} · breached %{customdata[3]}<extra></extra>"),
+            **_monthly_trace_kwargs(),
+        ))
+    fig.add_trace(go.Scatter(
+        x=[_month_start(data.months[0]).isoformat(), _month_after(data.months[-1]).isoformat()],
+        y=[goal, goal], mode="lines", name=f"Management goal {fmt_rate(goal)}",
+        line=dict(color="#b3261e", width=1.5, dash="dash"), hoverinfo="skip"))
+    rated = frame["rate"].dropna()
+    y_min = max(0.0, min(goal, float(rated.min()) if len(rated) else goal) - 0.05)
+    _base_layout(fig, height=300)
+    fig.update_yaxes(tickformat=".0%", range=[y_min, 1.02])
+    fig.update_layout(margin=dict(t=50))
+    _month_axis(fig, data, default_period(data))
+    return fig
+
+
+def gold_reconciliation_figure(data: DashboardData) -> go.Figure:
+    """Gold invoice reconciliation lines by status (count), with the EUR sums in the hover."""
+    frame = data.gold_reconciliation
+    statuses = list(frame["status"])
+    labels = [esc(STATUS_LABELS.get(s, s)) for s in statuses]
+    custom = [[fmt_int(r.lines), fmt_eur(r.owed_eur), fmt_eur(r.invoiced_eur), fmt_eur(r.difference_eur)]
+              for r in frame.itertuples()]
+    colors = ["#2a9d8f" if s == "ok" else "#b3261e" for s in statuses]
+    fig = go.Figure(go.Bar(
+        y=labels, x=[int(v) for v in frame["lines"]], orientation="h", customdata=custom, marker_color=colors,
+        text=[fmt_int(v) for v in frame["lines"]], textposition="outside", cliponaxis=False, name="lines",
+        hovertemplate=("<b>%{y}</b>: %{customdata[0]} lines<br>owed %{customdata[1]}<br>"
+                       "invoiced %{customdata[2]}<br>difference %{customdata[3]}<extra></extra>"),
+    ))
+    _base_layout(fig, height=300)
+    fig.update_layout(showlegend=False, margin=dict(l=190, r=40, t=20))
+    fig.update_xaxes(title_text="reconciliation lines")
+    fig.update_yaxes(autorange="reversed", type="category")
+    return fig
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    id: str
+    figure: go.Figure
+    timeseries: bool
+
+
+def build_figures(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> list[FigureSpec]:
+    return [
+        FigureSpec("fig-compliance", compliance_figure(data, goal=goal), True),
+        FigureSpec("fig-volume-severity", volume_severity_figure(data), True),
+        FigureSpec("fig-volume-tier", volume_tier_figure(data), True),
+        FigureSpec("fig-open-age", open_age_figure(data), False),
+        FigureSpec("fig-top-breaches", top_breaches_figure(data), False),
+        FigureSpec("fig-quota", quota_figure(data), True),
+        FigureSpec("fig-gold-compliance", gold_compliance_figure(data, goal=goal), True),
+        FigureSpec("fig-gold-reconciliation", gold_reconciliation_figure(data), False),
+    ]
+
+
+# --------------------------------------------------------------------------- page
+def script_json(obj) -> Markup:
+    """JSON safe inside <script type="application/json">: no '<', '>', '&' or line separators."""
+    text = pio.to_json(obj, validate=False, pretty=False) if isinstance(obj, go.Figure) else \
+        json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+    for ch, rep in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, rep)
+    return Markup(text)
+
+
+def _delta(cur, prev, *, kind: str, better: str) -> dict:
+    """Month-on-month change of a KPI, formatted; `better` is 'up', 'down' or 'none'."""
+    if cur is None or prev is None:
+        return {"text": "no comparison", "cls": "flat", "value": None}
+    diff = cur - prev
+    if kind == "rate":
+        pp = (Decimal(repr(float(cur))) - Decimal(repr(float(prev)))) * 100
+        pp = pp.quantize(Decimal("0.1"))
+        text = f"{'+' if pp > 0 else ''}{pp} pp"
+        sign = (pp > 0) - (pp < 0)
+    else:
+        text = f"{'+' if diff > 0 else ''}{fmt_int(diff)}"
+        sign = (diff > 0) - (diff < 0)
+    if sign == 0 or better == "none":
+        cls = "flat"
+    else:
+        cls = "good" if (sign > 0) == (better == "up") else "bad"
+    arrow = "▲" if sign > 0 else ("▼" if sign < 0 else "■")
+    return {"text": f"{arrow} {text}", "cls": cls, "value": float(diff)}
+
+
+def kpi_tiles(data: DashboardData, tier: str) -> list[dict]:
+    cur = data.kpi(tier, data.reporting_month)
+    prev = data.kpi(tier, data.previous_month)
+    o = data.open_summary[tier]
+    vs = f"vs {fmt_month_short(data.previous_month)}"
+    tiles = [
+        {"key": "incidents", "label": "Incidents opened", "value": cur.incidents, "text": fmt_int(cur.incidents),
+         "sub": f"{fmt_int(cur.incidents_over_quota)} beyond the included quota",
+         "delta": _delta(cur.incidents, prev.incidents, kind="count", better="none")},
+        {"key": "fr_rate", "label": "First response compliance", "value": cur.fr_rate, "text": fmt_rate(cur.fr_rate),
+         "sub": f"{fmt_int(cur.fr_met)} met · {fmt_int(cur.fr_breached)} breached",
+         "delta": _delta(cur.fr_rate, prev.fr_rate, kind="rate", better="up")},
+        {"key": "res_rate", "label": "Resolution compliance", "value": cur.res_rate, "text": fmt_rate(cur.res_rate),
+         "sub": f"{fmt_int(cur.res_met)} met · {fmt_int(cur.res_breached)} breached",
+         "delta": _delta(cur.res_rate, prev.res_rate, kind="rate", better="up")},
+        {"key": "breaches", "label": "Breaches", "value": cur.breaches, "text": fmt_int(cur.breaches),
+         "sub": "first response + resolution",
+         "delta": _delta(cur.breaches, prev.breaches, kind="count", better="down")},
+        {"key": "customers_over_quota", "label": "Customers over quota", "value": cur.customers_over_quota,
+         "text": fmt_int(cur.customers_over_quota), "sub": "more incidents than included",
+         "delta": _delta(cur.customers_over_quota, prev.customers_over_quota, kind="count", better="down")},
+        {"key": "open", "label": "Open at cut-off", "value": o.open, "text": fmt_int(o.open),
+         "sub": f"{fmt_int(o.breached)} breached · {fmt_int(o.due_soon)} due ≤ 1 business day",
+         "delta": None},
+    ]
+    for t in tiles:
+        t["vs"] = vs
+        t["raw"] = "" if t["value"] is None else repr(t["value"])
+    return tiles
+
+
+def _show_for(tier) -> str:
+    return ALL if _is_missing(tier) or tier not in TIERS else f"{ALL} {tier}"
+
+
+def _local(ts, tz: str) -> str:
+    if _is_missing(ts):
+        return filters.DASH
+    return ts.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+#: at most this many at-risk rows per tier filter value (due soon first, then breached; most severe first)
+AT_RISK_ROWS = 150
+
+
+def at_risk_selection(data: DashboardData, limit: int = AT_RISK_ROWS):
+    """Open incidents breached or due soon, in the query's order, capped per tier filter value.
+
+    Returns (frame, show_for per row, total per filter value). Due-soon incidents come first: they
+    can still be saved."""
+    frame = data.open_incidents
+    frame = frame[frame["risk"].isin(["breached", "due_soon"])]
+    frame = frame.assign(_order=(frame["risk"] != "due_soon").astype(int)).sort_values("_order", kind="stable")
+    shown: dict[int, list[str]] = {}
+    totals = {}
+    for key in (ALL, *TIERS):
+        part = frame if key == ALL else frame[frame["tier"] == key]
+        totals[key] = len(part)
+        for pos in part.index[:limit]:
+            shown.setdefault(pos, []).append(key)
+    frame = frame[frame.index.isin(list(shown))]
+    return frame, [" ".join(shown[i]) for i in frame.index], totals
+
+
+def at_risk_rows(data: DashboardData) -> list[dict]:
+    frame, show_for, _ = at_risk_selection(data)
+    rows = []
+    for r, shown_for in zip(frame.itertuples(), show_for):
+        state = r.risk
+        if state == "breached":
+            which = [METRIC_LABELS[m] for m, s in (("first_response", r.fr_state), ("resolution", r.res_state))
+                     if s == "breached"]
+            detail = f"overdue by {fmt_hours(_val(r.overdue_seconds), data.business_day_seconds)}"
+        else:
+            which = [METRIC_LABELS[m] for m, s in (("first_response", r.fr_state), ("resolution", r.res_state))
+                     if s == "due_soon"]
+            remaining = [int(v) for v, s in ((r.fr_remaining, r.fr_state), (r.res_remaining, r.res_state))
+                         if s == "due_soon" and not _is_missing(v)]
+            detail = f"{fmt_hours(min(remaining), data.business_day_seconds)} left" if remaining else ""
+        rows.append({
+            "show_for": shown_for, "ticket_id": r.ticket_id, "customer_id": r.customer_id,
+            "customer_name": "" if _is_missing(r.customer_name) else r.customer_name,
+            "tier": TIER_LABELS.get(r.tier, r.tier), "severity": int(r.severity),
+            "status": filters.status(r.current_status, LANG) if r.current_status in filters.STATUSES[LANG]
+            else r.current_status,
+            "created": _local(r.created_at, data.timezone), "age": fmt_hours(r.age_business_seconds, data.business_day_seconds),
+            "risk": state, "risk_label": RISK_LABELS[state], "metrics": ", ".join(which), "detail": detail,
+            "due": _local(_val(r.due_at), data.timezone) if state == "due_soon" else filters.DASH,
+        })
+    return rows
+
+
+def top_breach_rows(data: DashboardData) -> list[dict]:
+    rows = []
+    for r in data.top_breaches.sort_values(["tier", "rank"]).itertuples():
+        rows.append({
+            "show_for": r.tier, "rank": int(r.rank), "customer_id": r.customer_id,
+            "customer_name": "" if _is_missing(r.customer_name) else r.customer_name,
+            "tier": TIER_LABELS.get(r.customer_tier, r.customer_tier), "tier_key": r.customer_tier,
+            "breaches": fmt_int(r.breaches), "fr": fmt_int(r.fr_breaches), "res": fmt_int(r.res_breaches),
+            "incidents": fmt_int(r.incidents), "over_quota": fmt_int(r.over_quota),
+            "months_over": fmt_int(r.months_over_quota), "quota_use": _quota_use(r, data.reporting_month),
+            "month_over": int(r.month_over_quota),
+        })
+    return rows
+
+
+def quota_rows(data: DashboardData) -> list[dict]:
+    return [{
+        "show_for": _show_for(r.tier), "customer_id": r.customer_id,
+        "customer_name": "" if _is_missing(r.customer_name) else r.customer_name,
+        "tier": TIER_LABELS.get(r.tier, r.tier), "incidents": fmt_int(r.incidents), "quota": fmt_int(r.quota),
+        "over_quota": fmt_int(r.over_quota), "months_over": fmt_int(r.months_over_quota),
+    } for r in data.quota_customers.itertuples()]
+
+
+def gold_rows(data: DashboardData) -> list[dict]:
+    rows = []
+    for r in data.gold_problems.itertuples():
+        rows.append({
+            "status": r.status, "status_label": STATUS_LABELS.get(r.status, r.status),
+            "customer_id": r.customer_id, "customer_name": "" if _is_missing(r.customer_name) else r.customer_name,
+            "invoice_id": filters.DASH if _is_missing(r.invoice_id) else r.invoice_id,
+            "period": f"{r.period_start} – {r.period_end}", "owed": fmt_eur(r.owed_eur),
+            "invoiced": fmt_eur(r.invoiced_eur), "difference": fmt_eur(r.difference_eur),
+        })
+    return rows
+
+
+def gold_tiles(data: DashboardData) -> list[dict]:
+    cur = data.kpi("gold", data.reporting_month)
+    prev = data.kpi("gold", data.previous_month)
+    g = data.gold_summary
+    vs = f"vs {fmt_month_short(data.previous_month)}"
+    tiles = [
+        {"key": "gold_fr_rate", "label": "Gold first response", "value": cur.fr_rate, "text": fmt_rate(cur.fr_rate),
+         "sub": f"{fmt_int(cur.fr_met)} met · {fmt_int(cur.fr_breached)} breached",
+         "delta": _delta(cur.fr_rate, prev.fr_rate, kind="rate", better="up")},
+        {"key": "gold_res_rate", "label": "Gold resolution", "value": cur.res_rate, "text": fmt_rate(cur.res_rate),
+         "sub": f"{fmt_int(cur.res_met)} met · {fmt_int(cur.res_breached)} breached",
+         "delta": _delta(cur.res_rate, prev.res_rate, kind="rate", better="up")},
+        {"key": "gold_customers", "label": "Gold customers at cut-off", "value": g.gold_customers_at_cutoff,
+         "text": fmt_int(g.gold_customers_at_cutoff),
+         "sub": f"{fmt_int(cur.customers_over_quota)} over quota in {fmt_month_short(data.reporting_month)}",
+         "delta": None},
+        {"key": "gold_problems", "label": "Billing lines to check", "value": g.problem_lines,
+         "text": fmt_int(g.problem_lines),
+         "sub": f"of {fmt_int(g.reconciliation_lines)} lines · net difference {fmt_eur(g.difference_eur)}",
+         "delta": None},
+    ]
+    for t in tiles:
+        t["vs"] = vs
+        t["raw"] = "" if t["value"] is None else repr(t["value"])
+    return tiles
+
+
+def target_rows(data: DashboardData) -> list[dict]:
+    def fmt(seconds):
+        if _is_missing(seconds):
+            return "no target"
+        seconds = int(seconds)
+        bd = data.business_day_seconds
+        if seconds >= 3 * bd and seconds % bd == 0:
+            return f"{seconds // bd} business days"
+        return f"{seconds / 3600:g} business hours"
+    return [{"tier": TIER_LABELS.get(r.tier, r.tier), "severity": int(r.severity),
+             "first_response": fmt(r.first_response_seconds), "resolution": fmt(r.resolution_seconds)}
+            for r in data.targets.itertuples()]
+
+
+def dashboard_context(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> dict:
+    figures = build_figures(data, goal=goal)
+    periods = period_options(data)
+    config = {
+        "plotly": PLOTLY_CONFIG,
+        "figures": [{"id": f.id, "timeseries": f.timeseries} for f in figures],
+        "ranges": {str(p): period_range(data, p) for p, _ in periods},
+        "default_tier": ALL,
+        "default_period": str(default_period(data)),
+        "tier_labels": {k: TIER_LABELS[k] for k in (ALL, *TIERS)},
+        "period_labels": {str(p): label for p, label in periods},
+    }
+    tz = data.timezone
+    return {
+        "lang": LANG,
+        "tz": tz,
+        "title": "SLA management dashboard",
+        "as_of_local": _local(data.as_of, tz),
+        "timezone": tz,
+        "reporting_month": fmt_month(data.reporting_month),
+        "reporting_month_key": data.reporting_month,
+        "reporting_month_short": fmt_month_short(data.reporting_month),
+        "previous_month": fmt_month(data.previous_month),
+        "first_month": fmt_month(data.months[0]),
+        "breach_window": f"{fmt_month(data.breach_window[0])} – {fmt_month(data.breach_window[-1])}",
+        "goal": fmt_rate(goal),
+        "tiers": [(ALL, TIER_LABELS[ALL]), *((t, TIER_LABELS[t]) for t in TIERS)],
+        "periods": periods,
+        "default_period": default_period(data),
+        "kpis": {tier: kpi_tiles(data, tier) for tier in (ALL, *TIERS)},
+        "gold_tiles": gold_tiles(data),
+        "at_risk": at_risk_rows(data),
+        "at_risk_totals": at_risk_selection(data)[2],
+        "at_risk_limit": AT_RISK_ROWS,
+        "open_summary": data.open_summary,
+        "top_breaches": top_breach_rows(data),
+        "quota_customers": quota_rows(data),
+        "gold_problems": gold_rows(data),
+        "targets": target_rows(data),
+        "quotas": [(TIER_LABELS[t], data.quotas.get(t)) for t in TIERS],
+        "business_day_hours": f"{data.business_day_seconds / 3600:g}",
+        "figures_json": script_json({f.id: json.loads(pio.to_json(f.figure, validate=False)) for f in figures}),
+        "config_json": script_json(config),
+        "plotly_js": Markup(get_plotlyjs()),
+        "generated_from": "DuckDB warehouse: incident_sla, monthly_sla_view, monthly_quota_view, "
+                          "gold_reconciliation, contracts, business_calendar, sla_targets",
+    }
+
+
+def render_dashboard_html(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> str:
+    return environment().get_template(TEMPLATE).render(**dashboard_context(data, goal=goal))
+
+
+def write_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write UTF-8 text to a temporary file beside `path`, fsync, then rename over it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+def dashboard_path(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / "dashboard" / "index.html"
+
+
+def write_dashboard(data: DashboardData, out_dir: str | os.PathLike, *, goal: float = DEFAULT_GOAL) -> Path:
+    """Render the dashboard and write it atomically to `<out_dir>/dashboard/index.html`."""
+    return write_atomic(render_dashboard_html(data, goal=goal), dashboard_path(out_dir))
