@@ -106,9 +106,15 @@ def _materialize(selection, resources, instance, partition_key: str | None = Non
     return result
 
 
-def run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, month: str | None,
-            policy_path: str | None = None, strict: bool = False, years: Sequence[int] = (),
-            progress: Callable[[str], None] = print) -> RunOutcome:
+def run_all(*, db_path: str, **kwargs) -> RunOutcome:
+    """Import, compute and render everything of a month (`sla run`), holding the warehouse."""
+    with warehouse.exclusive(db_path, "sla run"):
+        return _run_all(db_path=db_path, **kwargs)
+
+
+def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, month: str | None,
+             policy_path: str | None = None, strict: bool = False, years: Sequence[int] = (),
+             progress: Callable[[str], None] = print) -> RunOutcome:
     policy = load_policy(policy_path)  # fail fast, with the field named, before any work
     month = month or last_complete_month(as_of, policy.calendar.tz)
     warehouse.connect(db_path).close()  # fail fast when another process holds the database
@@ -163,7 +169,12 @@ def _customer_pdfs_line(out_dir: str, month: str) -> str:
     return f"{folder}{os.sep} ({len(list(folder.glob('*.pdf')))} customer PDFs)"
 
 
-def render_reports(*, db_path: str, out_dir: str, month: str, customer: str | None = None,
+def render_reports(*, db_path: str, **kwargs) -> str:
+    with warehouse.exclusive(db_path, "sla report customers"):
+        return _render_reports(db_path=db_path, **kwargs)
+
+
+def _render_reports(*, db_path: str, out_dir: str, month: str, customer: str | None = None,
                    policy_path: str | None = None, progress: Callable[[str], None] = print,
                    kind: str = "customers") -> str:
     """`sla report customers --month YYYY-MM [--customer ID]`: re-render from the warehouse.
@@ -192,9 +203,14 @@ def render_reports(*, db_path: str, out_dir: str, month: str, customer: str | No
     return "\n".join(str(p) for p in written.paths)
 
 
-def render_billing(*, db_path: str, out_dir: str, year: int, policy_path: str | None = None,
-                   progress: Callable[[str], None] = print) -> str:
+def render_billing(*, db_path: str, **kwargs) -> str:
     """`sla report billing --year YYYY`: re-render the finance report from the warehouse."""
+    with warehouse.exclusive(db_path, "sla report billing"):
+        return _render_billing(db_path=db_path, **kwargs)
+
+
+def _render_billing(*, db_path: str, out_dir: str, year: int, policy_path: str | None = None,
+                    progress: Callable[[str], None] = print) -> str:
     load_policy(policy_path)
     if str(year) not in set(yearly_partitions.get_partition_keys()):
         raise ExportError(f"no billing year {year}: choose one from {yearly_partitions.get_first_partition_key()}"

@@ -15,7 +15,7 @@ def cmd_deliver(args) -> int:
         print("sla: error: no SMTP server configured: set SLA_SMTP_HOST (and SLA_SMTP_PORT, SLA_MAIL_FROM, ...) "
               "or use --dry-run", file=sys.stderr)
         return 2
-    with warehouse.connect(args.db) as con:
+    with warehouse.exclusive(args.db, "sla deliver"), warehouse.connect(args.db) as con:
         result = deliver(con, args.out, args.month, smtp, dry_run=args.dry_run, resend=args.resend)
     print(result.text())
     return 1 if result.failed else 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -28,3 +31,33 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+@contextmanager
+def exclusive(path: str | Path, what: str = "sla run"):
+    """Hold the warehouse for a whole multi-step command (`sla run`, `sla deliver`, ...).
+
+    DuckDB's own lock lasts only while a connection is open, and a run opens one per step; this
+    advisory lock next to the database file makes a second command fail at once with a clear
+    message instead of interleaving with the first one between steps.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise WarehouseBusy(f"database {path} is busy: {holder} is using it; try again when it has finished") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{what} (pid {os.getpid()})")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
