@@ -90,6 +90,15 @@ def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec)
 
     for t in ("_csv_rejects", "_csv_scans", "_line_rejects", "_line_scans"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
+    try:
+        return _read_records(con, spec, file, columns, wanted, stg)
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
+        # e.g. NUL bytes or an unterminated quote: the file is not CSV we can pair with lines
+        reason = str(exc).splitlines()[0].removeprefix("Invalid Input Error: ")
+        raise ExportError(f"{spec.name}: cannot be read as CSV ({reason})") from None
+
+
+def _read_records(con, spec: FileSpec, file: str, columns: str, wanted: list[str], stg: str) -> int:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _records AS

@@ -6,8 +6,10 @@ process) is started once per worker, not once per report. Workers are started wi
 a forked child would inherit the parent's kaleido/DuckDB/Dagster state.
 
 Each report is rendered in three timed stages, exactly as `render.render_customer_pdf` does:
-charts (plotly -> SVG through kaleido), HTML (Jinja) and PDF (WeasyPrint). The timings are
-returned so the asset and the benchmark can report where the time goes.
+charts (plotly -> SVG through kaleido: one figure with both trend panels, one call), HTML
+(Jinja) and PDF (WeasyPrint, with the worker's shared fonts and parsed report.css). The
+timings, the worker's CPU seconds and its chromium's CPU seconds per report are returned so
+the asset and the benchmark can report where the time goes.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Rendered:
     html_s: float  # Jinja
     pdf_s: float  # WeasyPrint (layout + PDF)
     pid: int
+    cpu_s: float = 0.0  # CPU seconds of the worker process for this report (not chromium)
+    chromium_cpu_s: float = 0.0  # CPU seconds of the worker's chromium processes (kaleido)
 
     @property
     def total_s(self) -> float:
@@ -48,22 +52,59 @@ def render_pdf_timed(vm: CustomerReport) -> tuple[bytes, float, float, float]:
     t0 = time.perf_counter()
     context = render.customer_context(vm, with_charts=False)
     if vm.trend:
-        volume, compliance = charts.trend_svgs(vm.trend, vm.language)
-        context["charts"] = {"volume": render._svg_data_uri(volume),  # noqa: SLF001
-                             "compliance": render._svg_data_uri(compliance)}  # noqa: SLF001
+        context["charts"] = render.trend_chart_uris(vm)
     t1 = time.perf_counter()
     html = render.environment().get_template("customer_monthly.html").render(**context)
     t2 = time.perf_counter()
-    pdf = render.html_to_pdf(html, created=vm.cutoff)
+    pdf = render.html_to_pdf(html, created=vm.cutoff, report_css=True)
     t3 = time.perf_counter()
     return pdf, t1 - t0, t2 - t1, t3 - t2
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _descendants(pid: int) -> list[int]:
+    """Child processes of every thread of `pid`, recursively (Linux /proc; else [])."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def children_cpu_s() -> float:
+    """User + system CPU seconds of this process's descendants (its chromium), from /proc."""
+    total = 0.0
+    for pid in _descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def _render_one(job: tuple[CustomerReport, str]) -> Rendered:
     vm, path = job
+    cpu0, chromium0 = time.process_time(), children_cpu_s()
     pdf, c, h, p = render_pdf_timed(vm)
     render.write_pdf_atomic(pdf, path)
-    return Rendered(vm.customer.id, path, len(pdf), c, h, p, os.getpid())
+    cpu1, chromium1 = time.process_time(), children_cpu_s()
+    return Rendered(vm.customer.id, path, len(pdf), c, h, p, os.getpid(),
+                    cpu_s=cpu1 - cpu0, chromium_cpu_s=max(0.0, chromium1 - chromium0))
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -80,9 +121,11 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _warm_up(parent: int) -> None:
-    """Worker initializer: start the kaleido server before the first report; watch the parent."""
+    """Worker initializer: start the kaleido server and load the fonts and report.css before
+    the first report; watch the parent."""
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     charts._ensure_server()  # noqa: SLF001
+    render.report_style()
 
 
 def default_workers() -> int:

@@ -341,3 +341,49 @@ def test_bytes_are_identical_across_processes(rendered_en):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPORTS_DIR.parent, check=True,
                          capture_output=True, text=True, timeout=120).stdout
     assert out == hashlib.sha256(rendered_en.pdf).hexdigest()
+
+
+# --- performance-related guarantees (issue 3's benchmark) --------------------------------
+
+def test_one_kaleido_call_per_report_and_deterministic_svg():
+    vm = sample_report("en")
+    charts.trend_svg(vm.trend, "en")  # the server is up
+    before = charts._calls  # noqa: SLF001
+    render_customer_pdf(vm)
+    assert charts._calls - before == 1  # both trend panels are one figure, one SVG  # noqa: SLF001
+    first, second = charts.trend_svg(vm.trend, "en"), charts.trend_svg(vm.trend, "en")
+    assert first == second  # no random figure or trace uids left in the SVG
+    assert 'id="defs-trend"' in first and "clip-path" in first
+
+
+def test_report_css_is_parsed_once_per_process_through_the_confined_fetcher():
+    style = render.report_style()
+    assert render.report_style() is style  # reused, not re-parsed per report
+    root = os.path.realpath(TEMPLATES_DIR)
+    assert style.fetcher.refused == []
+    paths = [p for _, p in style.fetcher.fetched]
+    assert paths and all(p.startswith(root + os.sep) for p in paths), paths
+    assert any(p.endswith("static/report.css") for p in paths)
+    assert any(p.endswith("DejaVuSans.ttf") for p in paths)  # the shipped fonts
+    # the customer template does not link report.css itself (it would be parsed again)
+    html = render_customer_html(sample_report("en"), with_charts=False)
+    assert "report.css" not in html
+
+
+def test_render_history_does_not_change_the_bytes(rendered_en):
+    """Shared fonts/CSS per process: a report rendered after others is the same PDF."""
+    render_customer_pdf(sample_report("de"))
+    render_customer_pdf(empty_report("en"))
+    assert render_customer_pdf(sample_report("en")) == rendered_en.pdf
+
+
+def test_nine_character_ticket_ids_do_not_wrap():
+    vm = sample_report("en")
+    ids = {i.ticket_id: f"T{k:08d}" for k, i in enumerate(vm.incidents, start=1)}
+    vm = replace(vm, incidents=tuple(replace(i, ticket_id=ids[i.ticket_id]) for i in vm.incidents),
+                 explanations=tuple(replace(e, ticket_id=ids[e.ticket_id])
+                                    for e in vm.explanations))
+    pdf = render_customer_pdf(vm)
+    with __import__("pdfplumber").open(io.BytesIO(pdf)) as doc:
+        words = {w["text"] for page in doc.pages for w in page.extract_words()}
+    assert set(ids.values()) <= words, sorted(set(ids.values()) - words)
