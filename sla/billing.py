@@ -23,7 +23,8 @@ def gold_fee_cents(policy: Policy) -> int:
 
 
 def compute_gold_reconciliation(con, policy: Policy, as_of: dt.datetime) -> int:
-    con.execute("CREATE OR REPLACE TABLE run_params AS SELECT CAST(? AS TIMESTAMPTZ) AS as_of", [as_of.isoformat()])
+    con.execute("CREATE OR REPLACE TABLE run_params AS SELECT date_trunc('second', CAST(? AS TIMESTAMPTZ)) AS as_of",
+                [as_of.isoformat()])
     con.execute("CREATE OR REPLACE TEMP TABLE gold_fee AS SELECT CAST(? AS BIGINT) AS fee_cents", [gold_fee_cents(policy)])
     con.execute(read_sql("gold_reconciliation.sql").format(tz=policy.calendar.timezone))
     return scalar(con, "SELECT count(*) FROM gold_reconciliation")

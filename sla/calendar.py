@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -156,8 +157,40 @@ class BusinessCalendar:
         )
 
 
+@dataclass(frozen=True)
+class ClockBuckets:
+    """Bucketing that turns the calendar's ASOF lookups into hash equi-joins.
+
+    Every opening epoch is a multiple of `clock_bucket` seconds (from `clock_base`), so the last
+    business day opened at or before t is the same for all t in one bucket: row
+    k = least(greatest(t - clock_base, 0) // clock_bucket, clock_max) of `business_clock_buckets`.
+    Every day length is a multiple of `due_bucket`, so the day holding business second `goal`
+    (cum_before < goal <= cum_end) is row (goal - 1) // due_bucket of `business_due_buckets`.
+    """
+
+    clock_bucket: int
+    clock_base: int
+    clock_max: int
+    due_bucket: int
+    due_rows: int
+
+    @classmethod
+    def of(cls, calendar: "BusinessCalendar") -> "ClockBuckets":
+        opens = calendar._opens
+        b = math.gcd(*opens)
+        g = math.gcd(*(d.seconds for d in calendar.days))
+        base = opens[0] - opens[0] % b
+        last = calendar.days[-1]
+        return cls(b, base, (last.close_epoch - base) // b + 1, g, (last.cum_before + last.seconds) // g)
+
+    def sql_params(self) -> dict[str, int]:
+        return {"clock_bucket": self.clock_bucket, "clock_base": self.clock_base,
+                "clock_max": self.clock_max, "due_bucket": self.due_bucket}
+
+
 def write_business_calendar(con, calendar: BusinessCalendar, table: str = "business_calendar") -> int:
-    """(Re)create the calendar table in DuckDB from the same rows the Python API uses."""
+    """(Re)create the calendar table in DuckDB from the same rows the Python API uses,
+    plus its two bucket tables (`<table>` -> `business_clock_buckets`, `business_due_buckets`)."""
     arrow_days = calendar.to_arrow()  # noqa: F841 - referenced by name in the SQL below
     con.execute(f"DROP TABLE IF EXISTS {table}")
     con.execute(
@@ -168,6 +201,23 @@ def write_business_calendar(con, calendar: BusinessCalendar, table: str = "busin
                to_timestamp(close_epoch) AS close_utc,
                open_epoch, close_epoch, business_seconds, cum_before, cum_end
         FROM arrow_days ORDER BY open_epoch
+        """
+    )
+    bk = ClockBuckets.of(calendar)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE business_clock_buckets AS
+        SELECT r.k, coalesce(c.open_epoch, 0) AS open_epoch, coalesce(c.business_seconds, 0) AS business_seconds,
+               coalesce(c.cum_before, 0) AS cum_before
+        FROM range(0, {bk.clock_max + 1}) r(k)
+        ASOF LEFT JOIN {table} c ON {bk.clock_base} + r.k * {bk.clock_bucket} >= c.open_epoch
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE business_due_buckets AS
+        SELECT r.q, c.open_epoch, c.cum_before
+        FROM range(0, {bk.due_rows}) r(q) ASOF JOIN {table} c ON r.q * {bk.due_bucket} >= c.cum_before
         """
     )
     return len(calendar.days)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sla.calendar import BusinessCalendar, write_business_calendar
+from sla.calendar import BusinessCalendar, ClockBuckets, write_business_calendar
 from sla.db import read_sql, scalar
 from sla.policy import Policy
 
@@ -58,13 +58,16 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
     if as_of.tzinfo is None:
         raise ValueError("as_of must carry a timezone")
     write_policy_tables(con, policy)
-    build_calendar(con, policy, as_of)
-    con.execute("CREATE OR REPLACE TABLE run_params AS SELECT CAST(? AS TIMESTAMPTZ) AS as_of", [as_of.isoformat()])
+    calendar = build_calendar(con, policy, as_of)
+    # whole seconds, like every imported timestamp (epoch()::BIGINT would otherwise round)
+    con.execute("CREATE OR REPLACE TABLE run_params AS SELECT date_trunc('second', CAST(? AS TIMESTAMPTZ)) AS as_of",
+                [as_of.isoformat()])
     sql = read_sql("incident_sla.sql").format(
         tz=policy.calendar.timezone,
         initial_status=policy.statuses.initial,
         resolved=_list(policy.statuses.resolved),
         pause=_list(policy.statuses.pause) if policy.statuses.pause else "('\x00')",
+        **ClockBuckets.of(calendar).sql_params(),
     )
     con.execute(sql)
     return scalar(con, "SELECT count(*) FROM incident_sla")

@@ -65,25 +65,16 @@ FROM ordered o JOIN _stops s USING (ticket_id), run_params p
 WHERE o.seg_start < coalesce(s.resolved_at, p.as_of)
    OR (o.seq = 0 AND o.seg_start = coalesce(s.resolved_at, p.as_of));
 
--- Business clock at every instant we need: one ASOF join against the calendar.
-CREATE OR REPLACE TEMP TABLE _instants AS
-SELECT DISTINCT epoch(x)::BIGINT AS e FROM (
-    SELECT start_at AS x FROM _segments UNION ALL SELECT end_at FROM _segments
-    UNION ALL SELECT created_at FROM _stops UNION ALL SELECT first_response_at FROM _stops
-    UNION ALL SELECT as_of FROM run_params
-) WHERE x IS NOT NULL;
-
-CREATE OR REPLACE TEMP TABLE _clock AS
-SELECT i.e, CASE WHEN c.open_epoch IS NULL THEN 0
-                 ELSE c.cum_before + least(greatest(i.e - c.open_epoch, 0), c.business_seconds) END AS clock
-FROM _instants i ASOF LEFT JOIN business_calendar c ON i.e >= c.open_epoch;
-
+-- Business clock of an instant e (seconds since the calendar's start): the row of e's bucket in
+-- business_clock_buckets (an equi-join; see sla/calendar.py ClockBuckets), then
+-- cum_before + clamp(e - open_epoch, 0, business_seconds).
 CREATE OR REPLACE TABLE incident_clock_segments AS
 SELECT s.ticket_id, s.seq, s.status, s.state, s.start_at, s.end_at,
-       greatest(ce.clock - cs.clock, 0) AS business_seconds
-FROM _segments s
-JOIN _clock cs ON cs.e = epoch(s.start_at)::BIGINT
-JOIN _clock ce ON ce.e = epoch(s.end_at)::BIGINT
+       greatest((ke.cum_before + least(greatest(s.e1 - ke.open_epoch, 0), ke.business_seconds))
+              - (ks.cum_before + least(greatest(s.e0 - ks.open_epoch, 0), ks.business_seconds)), 0) AS business_seconds
+FROM (SELECT *, epoch(start_at)::BIGINT AS e0, epoch(end_at)::BIGINT AS e1 FROM _segments) s
+JOIN business_clock_buckets ks ON ks.k = least(greatest(s.e0 - {clock_base}, 0) // {clock_bucket}, {clock_max})
+JOIN business_clock_buckets ke ON ke.k = least(greatest(s.e1 - {clock_base}, 0) // {clock_bucket}, {clock_max})
 ORDER BY s.ticket_id, s.seq;
 
 CREATE OR REPLACE TEMP TABLE _durations AS
@@ -116,27 +107,31 @@ LEFT JOIN contracts c ON c.customer_id = s.customer_id
       AND s.local_date BETWEEN c.valid_from AND coalesce(c.valid_to, DATE '9999-12-31');
 
 CREATE OR REPLACE TEMP TABLE _measured AS
-SELECT t.*, fs.severity AS first_response_severity, rs.severity AS resolution_severity,
+SELECT t.* EXCLUDE (fr_e), fs.severity AS first_response_severity, rs.severity AS resolution_severity,
        ft.first_response_seconds AS first_response_target_seconds,
        rt.resolution_seconds AS resolution_target_seconds,
        tier_q.monthly_incident_quota AS quota,
-       cf.clock AS created_clock,
-       CASE WHEN t.first_response_at IS NOT NULL THEN greatest(cr.clock - cf.clock, 0) END AS first_response_business_seconds,
-       greatest(ca.clock - cf.clock, 0) AS elapsed_business_seconds,
+       CASE WHEN t.first_response_at IS NOT NULL THEN greatest(
+           cr.cum_before + least(greatest(t.fr_e - cr.open_epoch, 0), cr.business_seconds) - t.created_clock, 0)
+       END AS first_response_business_seconds,
+       greatest(ca.clock - t.created_clock, 0) AS elapsed_business_seconds,
        d.running_seconds, d.paused_seconds
-FROM _tiered t
+FROM (SELECT t.*, epoch(t.first_response_at)::BIGINT AS fr_e,
+             cf.cum_before + least(greatest(epoch(t.created_at)::BIGINT - cf.open_epoch, 0), cf.business_seconds)
+                 AS created_clock
+      FROM _tiered t JOIN business_clock_buckets cf ON cf.k = least(greatest(epoch(t.created_at)::BIGINT - {clock_base}, 0) // {clock_bucket}, {clock_max})) t
 JOIN _fr_severity fs USING (ticket_id)
 JOIN _res_severity rs USING (ticket_id)
 JOIN _durations d USING (ticket_id)
-JOIN _clock cf ON cf.e = epoch(t.created_at)::BIGINT
-LEFT JOIN _clock cr ON cr.e = epoch(t.first_response_at)::BIGINT
-CROSS JOIN run_params p
-JOIN _clock ca ON ca.e = epoch(p.as_of)::BIGINT
+LEFT JOIN business_clock_buckets cr ON cr.k = least(greatest(t.fr_e - {clock_base}, 0) // {clock_bucket}, {clock_max})
+CROSS JOIN (SELECT c.cum_before + least(greatest(epoch(p.as_of)::BIGINT - c.open_epoch, 0), c.business_seconds) AS clock
+            FROM run_params p JOIN business_clock_buckets c ON c.k = least(greatest(epoch(p.as_of)::BIGINT - {clock_base}, 0) // {clock_bucket}, {clock_max})) ca
 LEFT JOIN sla_targets ft ON ft.tier = t.tier AND ft.severity = fs.severity
 LEFT JOIN sla_targets rt ON rt.tier = t.tier AND rt.severity = rs.severity
 LEFT JOIN sla_tiers tier_q ON tier_q.tier = t.tier;
 
--- Due instant: inverse lookup, the day whose cumulative business time first reaches the goal.
+-- Due instant: inverse lookup, the day whose cumulative business time first reaches the goal
+-- (cum_before < goal <= cum_end): row (goal - 1) // {due_bucket} of business_due_buckets.
 CREATE OR REPLACE TEMP TABLE _fr_due AS
 SELECT m.ticket_id,
        CASE WHEN m.first_response_target_seconds = 0 THEN m.created_at
@@ -144,7 +139,7 @@ SELECT m.ticket_id,
 FROM (SELECT ticket_id, created_at, created_clock, first_response_target_seconds,
              created_clock + first_response_target_seconds AS goal
       FROM _measured WHERE first_response_target_seconds IS NOT NULL) m
-ASOF LEFT JOIN business_calendar c ON m.goal > c.cum_before;
+LEFT JOIN business_due_buckets c ON c.q = (m.goal - 1) // {due_bucket};
 
 CREATE OR REPLACE TABLE incident_sla AS
 SELECT m.ticket_id,
