@@ -22,7 +22,6 @@ import datetime as dt
 import html
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -721,24 +720,10 @@ def render_dashboard_html(data: DashboardData, *, goal: float = DEFAULT_GOAL) ->
 
 
 def write_atomic(text: str, path: str | os.PathLike) -> Path:
-    """Write UTF-8 text to a temporary file beside `path`, fsync, then rename over it."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return target
+    """Write UTF-8 text atomically (reports.render.write_bytes_atomic)."""
+    from reports.render import write_bytes_atomic
+
+    return write_bytes_atomic(text.encode("utf-8"), path)
 
 
 def dashboard_path(out_dir: str | os.PathLike) -> Path:

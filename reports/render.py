@@ -227,7 +227,16 @@ def render_customer_pdf(vm: CustomerReport, *, fetcher: TemplateOnlyFetcher | No
 
 
 def write_pdf_atomic(pdf_bytes: bytes, path: str | os.PathLike) -> Path:
-    """Write to a temporary file in the target folder, fsync, then rename over `path`."""
+    """A PDF written atomically (see write_bytes_atomic)."""
+    return write_bytes_atomic(pdf_bytes, path)
+
+
+def write_bytes_atomic(pdf_bytes: bytes, path: str | os.PathLike) -> Path:
+    """Write to a temporary file in the target folder, fsync, then rename over `path`.
+
+    Every output of the pipeline (PDFs, CSV, dashboard) goes through here: readers see the old
+    file or the new one, never half of one, and a crash leaves only a dot-file `*.tmp` behind.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

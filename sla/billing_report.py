@@ -27,13 +27,14 @@ Choices (sla-semantics.md section 5, last bullet; also in the README):
 from __future__ import annotations
 
 import csv
+import io
 import datetime as dt
 import os
-import tempfile
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
+from reports.render import write_bytes_atomic
 from reports.billing_viewmodels import (
     STATUSES,
     ZERO,
@@ -295,26 +296,13 @@ def export_reconciliation_csv(con, year: int, path: str | os.PathLike) -> int:
     """
     lines = year_lines(con, year)
     names = customer_names(con, year, {x.customer_id for x in lines})
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\r\n")
-            writer.writerow(CSV_COLUMNS)
-            for x in lines:
-                writer.writerow([_csv_cell(v) for v in (
-                    x.customer_id, names.get(x.customer_id, (None, None))[0], x.invoice_id, x.issued_on,
-                    x.period_start, x.period_end, x.owed, x.invoiced, x.difference, x.status)])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for x in lines:
+        writer.writerow([_csv_cell(v) for v in (
+            x.customer_id, names.get(x.customer_id, (None, None))[0], x.invoice_id, x.issued_on,
+            x.period_start, x.period_end, x.owed, x.invoiced, x.difference, x.status)])
+    write_bytes_atomic(buffer.getvalue().encode("utf-8-sig"), path)
     return len(lines)
 
