@@ -156,3 +156,56 @@ def test_cli_dry_run(warehouse, tmp_path):
                         "--dry-run"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert (out / MONTH / "outbox" / "anna@vendor.example.eml").exists()
+
+
+def test_kill_9_during_delivery_then_rerun_delivers_each_message_once_by_message_id(smtp, warehouse, tmp_path):
+    """A crash between the server's acceptance and the log can resend, but with the same Message-ID."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    inbox, settings = smtp
+    con, out = warehouse
+    db = tmp_path / "wh.duckdb"
+    con.execute(f"ATTACH '{db}' AS disk")
+    con.execute("COPY FROM DATABASE memory TO disk")
+    con.execute("DETACH disk")
+    script = textwrap.dedent(f"""
+        import smtplib, sys, time
+        import sla.delivery as d
+        from sla.warehouse import connect
+        real_send = d._send
+        def slow_send(settings, msg):
+            real_send(settings, msg)
+            print("sent", msg["To"], flush=True)
+            time.sleep(30)  # killed here: accepted by the server, not yet logged as sent
+        d._send = slow_send
+        settings = d.SmtpSettings(host="127.0.0.1", port={settings.port}, mail_from="reports@vendor.example")
+        with connect({str(db)!r}) as con:
+            d.deliver(con, {str(out)!r}, "{MONTH}", settings)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("sent ")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rerun = subprocess.run([sys.executable, "-m", "sla.cli", "deliver", "--db", str(db), "--out", str(out),
+                            "--month", MONTH], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "SLA_SMTP_HOST": "127.0.0.1", "SLA_SMTP_PORT": str(settings.port),
+                                "SLA_MAIL_FROM": "reports@vendor.example"})
+    assert rerun.returncode == 0, rerun.stderr
+    received = [(tuple(r), m["Message-ID"]) for r, m in inbox.messages]
+    assert {r for r, _ in received} == {("anna@vendor.example",), ("bert@vendor.example",)}
+    # the message accepted before the kill may arrive again, but as the same message (same Message-ID)
+    assert len({mid for _, mid in received}) == 2
+    final = duckdb_status(db)
+    assert final == {"anna@vendor.example": "sent", "bert@vendor.example": "sent"}
+
+
+def duckdb_status(db) -> dict[str, str]:
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("SELECT recipient, status FROM delivery_log WHERE status = 'sent'").fetchall()
+    return dict(rows)
