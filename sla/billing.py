@@ -7,7 +7,6 @@ Money is kept in integer cents and rounded half-up once per calendar month, as t
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 from sla.db import read_sql, scalar
 from sla.policy import Policy
@@ -28,19 +27,3 @@ def compute_gold_reconciliation(con, policy: Policy, as_of: dt.datetime) -> int:
     con.execute("CREATE OR REPLACE TEMP TABLE gold_fee AS SELECT CAST(? AS BIGINT) AS fee_cents", [gold_fee_cents(policy)])
     con.execute(read_sql("gold_reconciliation.sql").format(tz=policy.calendar.timezone))
     return scalar(con, "SELECT count(*) FROM gold_reconciliation")
-
-
-def owed_for_period(fee: Decimal, gold_days: set[dt.date], start: dt.date, end: dt.date) -> Decimal:
-    """The rule in plain Python (for single calls, documentation and tests)."""
-    import calendar
-    from decimal import ROUND_HALF_UP
-
-    total = Decimal("0.00")
-    day = start.replace(day=1)
-    while day <= end:
-        days_in_month = calendar.monthrange(day.year, day.month)[1]
-        month_end = day.replace(day=days_in_month)
-        n = sum(1 for k in range(days_in_month) if start <= (d := day + dt.timedelta(days=k)) <= end and d in gold_days)
-        total += (fee * n / days_in_month).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-        day = month_end + dt.timedelta(days=1)
-    return total
