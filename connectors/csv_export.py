@@ -22,6 +22,7 @@ import duckdb
 
 from connectors.base import ExportError, TicketSource
 from sla.db import scalar
+from sla.db import sql_literal as _sql_str
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,6 @@ EXPORT_FILES = (
 )
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def read_header(path: Path) -> list[str]:

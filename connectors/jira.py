@@ -33,6 +33,7 @@ from connectors.base import TicketSource
 from connectors.http import HttpClient, make_client
 from connectors.sync import (Record, SyncResult, SyncStore, count, iso_utc, parse_instant, reset_staging,
                              stage_contracts)
+from sla.db import sql_literal as _lit
 
 DEFAULT_PRIORITY_MAP = {"highest": "1", "high": "2", "medium": "3", "low": "4", "lowest": "4"}
 DEFAULT_STATUS_MAP = {
@@ -43,8 +44,6 @@ DEFAULT_STATUS_MAP = {
 }
 
 
-def _lit(value) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _case(raw: str, mapping: dict[str, str]) -> str:

@@ -31,6 +31,7 @@ from connectors.base import TicketSource
 from connectors.http import HttpClient, make_client
 from connectors.sync import (Record, SyncResult, SyncStore, count, iso_utc, parse_instant, reset_staging,
                              stage_contracts)
+from sla.db import sql_literal as _lit
 
 DEFAULT_STATUS_MAP = {"new": "new", "open": "open", "stalled": "pending", "resolved": "solved",
                       "rejected": "closed", "deleted": "closed"}
@@ -42,8 +43,6 @@ HISTORY_FIELDS = "Type,Field,OldValue,NewValue,Created,Creator"
 RT_NULL = "1970-01-01T00:00:00Z"
 
 
-def _lit(value) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 class RequestTrackerSource(TicketSource):

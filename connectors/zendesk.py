@@ -33,14 +33,13 @@ from connectors.base import TicketSource
 from connectors.http import HttpClient, make_client
 from connectors.sync import (Record, SyncResult, SyncStore, count, iso_utc, parse_instant, reset_staging,
                              stage_contracts)
+from sla.db import sql_literal as _lit
 
 DEFAULT_PRIORITY_MAP = {"urgent": "1", "high": "2", "normal": "3", "low": "4"}
 DEFAULT_STATUS_MAP = {"new": "new", "open": "open", "pending": "pending", "hold": "on_hold",
                       "solved": "solved", "closed": "closed"}
 
 
-def _lit(value) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _case(raw: str, mapping: dict[str, str]) -> str:

@@ -13,3 +13,13 @@ def scalar(con, sql: str, params: list | None = None):
 
 def read_sql(name: str) -> str:
     return resources.files("sla").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+def sql_literal(value) -> str:
+    """A SQL string literal (quotes doubled) for values that cannot be bound as parameters."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_list(values) -> str:
+    """`('a', 'b')` for an IN list."""
+    return "(" + ", ".join(sql_literal(v) for v in values) + ")"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sla.db import scalar
 from sla.policy import Policy
+from sla.db import sql_literal as _lit, sql_list as _list
 
 TS_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)$"
 TS_LOCAL_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$"
@@ -22,12 +23,8 @@ REPLY_ACTORS = ("agent", "customer", "system")
 LANGUAGES = ("en", "de")
 
 
-def _lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
-def _list(values) -> str:
-    return "(" + ", ".join(_lit(v) for v in values) + ")"
 
 
 def _shown(values) -> str:

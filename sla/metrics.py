@@ -9,19 +9,15 @@ from __future__ import annotations
 import datetime as dt
 
 from sla.calendar import BusinessCalendar, ClockBuckets, write_business_calendar
-from sla.db import read_sql, scalar
+from sla.db import read_sql, scalar, sql_list as _list
 from sla.policy import Policy
 
 #: calendar margin after the last instant, so every due instant lands inside the table
 CALENDAR_MARGIN_YEARS = 2
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
-def _list(values) -> str:
-    return "(" + ", ".join(_lit(v) for v in values) + ")"
 
 
 def write_policy_tables(con, policy: Policy) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
+from sla.db import sql_literal as _lit
 
 __all__ = ["servicenow_to_canonical", "SOURCE_COLUMNS", "STATUS_MAP", "CHANNEL_MAP"]
 
@@ -83,9 +84,6 @@ ACTOR_PREFIX = "USR-"
 _TS_FORMATS = ["%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S"]
 
 
-def _lit(value: str) -> str:
-    """SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _read_header(src: Path) -> tuple[str, ...]:
