@@ -19,6 +19,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -43,6 +44,23 @@ class HttpError(ConnectorError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value):
+    """JSON text may escape half of a surrogate pair (`"\\ud83d"`: an emoji cut in two); such a
+    string cannot be encoded as UTF-8, and storing it crashed the sync (found by fuzzing). The
+    half character becomes U+FFFD, the rest of the text is kept."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _safe_url(url: str) -> str:
@@ -137,6 +155,8 @@ class HttpClient:
                         last_problem = "incomplete or invalid JSON body"
                     else:
                         self.attempts_log.append((shown, status))
+                        if _SURROGATE_ESCAPE.search(body):  # cheap test first: almost never true
+                            data = _without_lone_surrogates(data)
                         return data
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                     requests.exceptions.ContentDecodingError) as exc:

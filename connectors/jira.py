@@ -31,8 +31,8 @@ from urllib.parse import quote
 
 from connectors.base import TicketSource
 from connectors.http import HttpClient, make_client
-from connectors.sync import (Record, SyncResult, SyncStore, count, iso_utc, parse_instant, reset_staging,
-                             stage_contracts)
+from connectors.sync import (PageTrail, Record, SyncResult, SyncStore, as_dict, as_text, count, iso_utc, next_link,
+                             page_list, parse_instant, record_key, reset_staging, stage_contracts)
 from sla.db import sql_literal as _lit
 
 DEFAULT_PRIORITY_MAP = {"highest": "1", "high": "2", "medium": "3", "low": "4", "lowest": "4"}
@@ -53,7 +53,7 @@ def _case(raw: str, mapping: dict[str, str]) -> str:
 
 def jira_instant(text: str | None) -> dt.datetime | None:
     """Jira's `2026-02-02T09:00:00.000+0100`."""
-    if not text:
+    if not isinstance(text, str) or not text:  # a number or a list (fuzzing: TypeError in re.sub)
         return None
     return parse_instant(re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text))
 
@@ -102,16 +102,21 @@ class JiraSource(TicketSource):
             parts.append(f'updated >= "{local}"')
         return " AND ".join(parts) + " ORDER BY updated ASC, key ASC"
 
-    def _changelog(self, issue: dict) -> list[dict]:
-        log = issue.get("changelog") or {}
-        histories = list(log.get("histories") or [])
-        if log.get("total", len(histories)) <= len(histories):
+    @staticmethod
+    def _count(value, default: int) -> int:
+        """A `total` as sent; garbage (text, null, a list) counts as absent (fuzzing: TypeError/ValueError)."""
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    def _changelog(self, key: str, issue: dict) -> list[dict]:
+        log = as_dict(issue.get("changelog"))
+        histories = list(page_list(self.name, log, "histories", "embedded changelog"))
+        if self._count(log.get("total"), len(histories)) <= len(histories):
             return histories
         histories, start = [], 0
         while True:
-            data = self.client().get_json(f"rest/api/3/issue/{quote(issue['key'])}/changelog",
+            data = self.client().get_json(f"rest/api/3/issue/{quote(key, safe='')}/changelog",
                                           params={"startAt": start, "maxResults": 100})
-            values = data.get("values") or []
+            values = page_list(self.name, data, "values", "changelog page")
             histories += values
             start += len(values)
             if data.get("isLast", True) or not values:
@@ -120,12 +125,12 @@ class JiraSource(TicketSource):
     def _comments(self, key: str) -> list[dict]:
         out, start = [], 0
         while True:
-            data = self.client().get_json(f"rest/api/2/issue/{quote(key)}/comment",
+            data = self.client().get_json(f"rest/api/2/issue/{quote(key, safe='')}/comment",
                                           params={"startAt": start, "maxResults": 100, "orderBy": "created"})
-            got = data.get("comments") or []
+            got = page_list(self.name, data, "comments", "comments page")
             out += got
             start += len(got)
-            if not got or start >= int(data.get("total", start)):
+            if not got or start >= self._count(data.get("total"), start):
                 return out
 
     def sync(self, con, progress=None) -> SyncResult:
@@ -136,30 +141,35 @@ class JiraSource(TicketSource):
         progress(f"{self.name}: syncing issues updated since {iso_utc(since) if since else 'the beginning'}")
         fields = ",".join(["summary", "status", "priority", "created", "updated", "reporter", self.organization_field])
         token = None
+        trail = PageTrail(self.name, "issues")
         while True:
             params = {"jql": self._jql(since), "fields": fields, "expand": "changelog", "maxResults": self.page_size}
             if token:
                 params["nextPageToken"] = token
+            trail.visit(token or "")  # a token pointing back to a page already read would loop
             data = self.client().get_json("rest/api/3/search/jql", params=params)
-            issues = data.get("issues") or []
-            records, children = [], []
+            issues = page_list(self.name, data, "issues", "search page")
+            records, children, keys = [], [], []
             for issue in issues:
-                key = issue["key"]
+                key = record_key(self.name, issue, "issue", key="key")
+                keys.append(key)
                 body = {k: v for k, v in issue.items() if k != "changelog"}
-                updated = (issue.get("fields") or {}).get("updated")
+                updated = as_dict(issue.get("fields")).get("updated")
                 records.append(Record("issue", key, body, None, updated))
-                records += [Record("history", str(h["id"]), h, key, h.get("created")) for h in self._changelog(issue)]
-                records += [Record("comment", str(c["id"]), c, key, c.get("created")) for c in self._comments(key)]
+                records += [Record("history", record_key(self.name, h, "changelog history"), h, key, h.get("created"))
+                            for h in self._changelog(key, issue)]
+                records += [Record("comment", record_key(self.name, c, "comment"), c, key, c.get("created"))
+                            for c in self._comments(key)]
                 children += [("history", key), ("comment", key)]
-            stamps = [jira_instant((i.get("fields") or {}).get("updated")) for i in issues]
+            stamps = [jira_instant(as_dict(i.get("fields")).get("updated")) for i in issues]
             stamps = [s for s in stamps if s]
             cursor = iso_utc(max(stamps)) if stamps else None
             result.records += store.commit(records, cursor=cursor, replace_children=children)
             result.pages += 1
-            result.parents |= {i["key"] for i in issues}
-            result.created |= {i["fields"]["created"] for i in issues if (i.get("fields") or {}).get("created")}
+            result.parents |= set(keys)
+            result.created |= {c for c in (as_text(as_dict(i.get("fields")).get("created")) for i in issues) if c}
             progress(f"{self.name}: page {result.pages}: {len(issues)} issue(s)")
-            token = data.get("nextPageToken")
+            token = next_link(self.name, data.get("nextPageToken"), "search page")
             if data.get("isLast", not token) or not token or not issues:
                 break
         result.cursor = store.cursor()

@@ -29,8 +29,8 @@ from urllib.parse import quote
 
 from connectors.base import TicketSource
 from connectors.http import HttpClient, make_client
-from connectors.sync import (Record, SyncResult, SyncStore, count, iso_utc, parse_instant, reset_staging,
-                             stage_contracts)
+from connectors.sync import (Record, SyncResult, SyncStore, as_dict, as_text, count, iso_utc, latest, page_list,
+                             page_object, parse_instant, record_key, reset_staging, stage_contracts)
 from sla.db import sql_literal as _lit
 
 DEFAULT_STATUS_MAP = {"new": "new", "open": "open", "stalled": "pending", "resolved": "solved",
@@ -93,9 +93,9 @@ class RequestTrackerSource(TicketSource):
     def _history(self, ticket_id: str) -> list[dict]:
         items, page, per_page = [], 1, 100
         while True:
-            data = self.client().get_json(f"ticket/{ticket_id}/history", params={
+            data = self.client().get_json(f"ticket/{quote(ticket_id, safe='')}/history", params={
                 "fields": HISTORY_FIELDS, "per_page": per_page, "page": page})
-            got = data.get("items") or []
+            got = page_list(self.name, data, "items", "history page")
             items += got
             if len(got) < per_page:
                 return items
@@ -103,7 +103,8 @@ class RequestTrackerSource(TicketSource):
 
     def _user(self, name: str, cache: dict) -> dict | None:
         if name not in cache:
-            cache[name] = self.client().get_json(f"user/{quote(name, safe='@')}")
+            user = self.client().get_json(f"user/{quote(name, safe='@')}")
+            cache[name] = None if user is None else page_object(self.name, user, f"user {name!r}")
         return cache[name]
 
     # ---- sync -----------------------------------------------------------------------------
@@ -116,7 +117,10 @@ class RequestTrackerSource(TicketSource):
                  f"{iso_utc(since) if since else 'the beginning'} (overlap {self.overlap})")
         base = self.query or "id > 0"
         high = since
-        seen: dict[str, str] = {}
+        # (id, LastUpdated) pairs already stored in this run. Keyed by the pair, not by the id: a page
+        # listing one id twice with two LastUpdated values made a dict flip between them and the sync
+        # fetch the same page for ever (found by fuzzing).
+        seen: set[tuple[str, str]] = set()
         users: dict[str, dict] = {}
         page = 1
         warned_org = False
@@ -125,23 +129,27 @@ class RequestTrackerSource(TicketSource):
             data = self.client().get_json("tickets", params=[
                 ("query", query), ("orderby", "LastUpdated"), ("order", "ASC"), ("orderby", "id"),
                 ("order", "ASC"), ("page", page), ("per_page", self.page_size), ("fields", TICKET_FIELDS)])
-            items = data.get("items") or []
-            todo = [t for t in items if seen.get(str(t["id"])) != t.get("LastUpdated")]
+            items = page_list(self.name, data, "items", "tickets page")
+            keyed = [(record_key(self.name, t, "ticket"), t) for t in items]
+            todo = [(tid, t) for tid, t in keyed if (tid, repr(t.get("LastUpdated"))) not in seen]
             if not todo:
                 if len(items) < self.page_size:
                     break
                 page += 1  # a full page of tickets already stored at the same second: look further
                 continue
             records, children = [], []
-            for t in todo:
-                tid = str(t["id"])
+            for tid, t in todo:
                 records.append(Record("ticket", tid, t, None, t.get("LastUpdated")))
                 history = self._history(tid)
-                records += [Record("transaction", str(x["id"]), x, tid, x.get("Created")) for x in history]
+                # transaction ids are cast to BIGINT by stage(): a non-integer one crashed it (fuzzing)
+                records += [Record("transaction", record_key(self.name, x, "transaction", integer=True), x, tid,
+                                   x.get("Created")) for x in history]
                 children.append(("transaction", tid))
-                names = {r.get("id") for r in t.get("Requestor") or []}
-                names |= {(x.get("Creator") or {}).get("id") for x in history}
-                for n in sorted(n for n in names if n):
+                # user names only from where RT puts them (a Requestor list of objects, a Creator
+                # object): other shapes crashed with AttributeError/TypeError (fuzzing)
+                requestors = t.get("Requestor") if isinstance(t.get("Requestor"), list) else []
+                names = [as_dict(r).get("id") for r in requestors] + [as_dict(x.get("Creator")).get("id") for x in history]
+                for n in sorted({n for n in names if isinstance(n, str) and n}):
                     u = self._user(n, users)
                     if u is not None:
                         records.append(Record("user", n, u, None, u.get("LastUpdated")))
@@ -149,13 +157,12 @@ class RequestTrackerSource(TicketSource):
                             progress(f"{self.name}: WARNING user {n}'s Organization is not visible: the sync "
                                      "user needs the AdminUsers right (customers come from it)")
                             warned_org = True
-            cursor = max(t.get("LastUpdated") or "" for t in todo) or None
+            cursor = latest(t.get("LastUpdated") for _, t in todo)  # garbage LastUpdated is no cursor
             result.records += store.commit(records, cursor=cursor, replace_children=children)
             result.pages += 1
-            result.parents |= {str(t["id"]) for t in todo}
-            result.created |= {t["Created"] for t in todo if t.get("Created")}
-            for t in todo:
-                seen[str(t["id"])] = t.get("LastUpdated")
+            result.parents |= {tid for tid, _ in todo}
+            result.created |= {c for c in (as_text(t.get("Created")) for _, t in todo) if c}
+            seen |= {(tid, repr(t.get("LastUpdated"))) for tid, t in todo}
             high = parse_instant(cursor) or high
             page = 1
             progress(f"{self.name}: page {result.pages}: {len(todo)} ticket(s), "
@@ -181,6 +188,10 @@ class RequestTrackerSource(TicketSource):
         reset_staging(con)
         src = _lit(self.name)
         ts = lambda col: f"CASE WHEN {col} = '{RT_NULL}' THEN '' ELSE coalesce({col}, '') END"  # noqa: E731
+        # CustomFields that is not a JSON array (an object, a string) failed the cast to JSON[] and
+        # the whole stage with it (found by fuzzing): such a ticket has no custom field values
+        cfs = ("CASE WHEN json_type(payload->'CustomFields') = 'ARRAY' THEN payload->'CustomFields' "
+               "ELSE CAST('[]' AS JSON) END")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _rt_users AS
             SELECT record_id AS name, CAST(payload->>'Privileged' AS VARCHAR) AS privileged,
@@ -190,9 +201,9 @@ class RequestTrackerSource(TicketSource):
             CREATE OR REPLACE TEMP TABLE _rt_tickets AS
             SELECT record_id AS ticket_id, payload, payload->>'Created' AS created, payload->>'Subject' AS subject,
                    payload->'Requestor'->0->>'id' AS requestor, payload->>'Priority' AS priority,
-                   (SELECT any_value(cf->>'id') FROM unnest(CAST(coalesce(payload->'CustomFields', '[]') AS JSON[])) u(cf)
+                   (SELECT any_value(cf->>'id') FROM unnest(CAST({cfs} AS JSON[])) u(cf)
                      WHERE cf->>'name' = {_lit(self.severity_field)}) AS cf_id,
-                   (SELECT any_value(cf->'values'->>0) FROM unnest(CAST(coalesce(payload->'CustomFields', '[]') AS JSON[])) u(cf)
+                   (SELECT any_value(cf->'values'->>0) FROM unnest(CAST({cfs} AS JSON[])) u(cf)
                      WHERE cf->>'name' = {_lit(self.severity_field)}) AS cf_value
             FROM src_records WHERE source = {src} AND kind = 'ticket'""")
         con.execute(f"""

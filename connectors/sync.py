@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -28,6 +29,7 @@ from typing import Callable, Iterable
 import pyarrow as pa
 
 from connectors.base import ExportError
+from connectors.http import ConnectorError, _safe_url
 from sla.db import scalar
 
 Progress = Callable[[str], None]
@@ -55,7 +57,101 @@ def parse_instant(text: str | None) -> dt.datetime | None:
         value = dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return value if value.tzinfo else None
+    # Years 1 and 9999 are refused (fuzzing: a server's `0001-01-01T00:00:00+14:00` or
+    # `9999-12-31T23:59:59-14:00` overflowed when converted to UTC or moved back by the overlap).
+    if not value.tzinfo or not 1 < value.year < 9999:
+        return None
+    return value
+
+
+def latest(stamps: Iterable) -> str | None:
+    """The latest of some instants as received (ISO text; anything else is ignored), as ISO UTC.
+
+    A cursor is compared as text: a raw max() of what the server sent let garbage ("zzz") or a
+    non-string (TypeError) win; found by fuzzing.
+    """
+    values = [v for v in (parse_instant(s) for s in stamps if isinstance(s, str)) if v is not None]
+    return iso_utc(max(values)) if values else None
+
+
+def epoch_instant(value) -> str | None:
+    """Unix seconds (Zendesk `end_time`, `generated_timestamp`) as ISO UTC; None when unusable."""
+    try:
+        return iso_utc(dt.datetime.fromtimestamp(int(value), UTC)) if value else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+# ---- what a server sent: checked once, so a malformed page fails with one clear line -------------
+# (fuzzing found KeyError/TypeError/AttributeError tracebacks on pages that are not objects,
+# lists that are not lists and records without an id). A record that cannot be keyed is neither
+# invented a key nor skipped: the sync stops with a ConnectorError naming what was wrong.
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def page_object(source: str, data, what: str) -> dict:
+    """A response body that must be a JSON object."""
+    if not isinstance(data, dict):
+        raise ConnectorError(f"{source}: the server sent a {what} that is not a JSON object: {_shown(data)}")
+    return data
+
+
+def page_list(source: str, data, key: str, what: str) -> list:
+    """The list `key` of a page (missing or null: empty)."""
+    value = page_object(source, data, what).get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConnectorError(f"{source}: `{key}` of the {what} is not a list: {_shown(value)}")
+    return value
+
+
+def record_key(source: str, obj, what: str, key: str = "id", integer: bool = False) -> str:
+    """The id of a record as text: a JSON integer or a non-blank string (`integer`: digits that
+    fit a BIGINT, for ids the staging casts)."""
+    value = page_object(source, obj, what).get(key)
+    ok = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and bool(value.strip()))
+    if ok and integer:
+        ok = re.fullmatch(r"[0-9]{1,18}", str(value)) is not None  # not \d: it takes other scripts' digits
+    if not ok:
+        raise ConnectorError(f"{source}: the server sent a {what} without a usable {key}: {_shown(value)}")
+    return str(value)
+
+
+def next_link(source: str, value, what: str) -> str | None:
+    """A next-page link or token: text, or None when there is none."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConnectorError(f"{source}: the next-page link of the {what} is not text: {_shown(value)}")
+    return value
+
+
+def as_dict(value) -> dict:
+    """An optional nested object (`meta`, `links`, `fields`, `Creator`...); anything else counts as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_text(value) -> str | None:
+    """An optional text field; anything else (a number, a list...) counts as absent."""
+    return value if isinstance(value, str) and value else None
+
+
+class PageTrail:
+    """The pages one paging loop has read: a link back to one of them would loop for ever
+    (fuzzing: a next-page link or token pointing to a page already read hung the sync)."""
+
+    def __init__(self, source: str, what: str):
+        self.source, self.what, self.seen = source, what, set()
+
+    def visit(self, page: str) -> None:
+        if page in self.seen:
+            raise ConnectorError(f"{self.source}: the server's next page of {self.what} is one already read "
+                                 f"({_safe_url(page)}); stopping instead of looping")
+        self.seen.add(page)
 
 
 def _colon_offset(text: str) -> str:
@@ -137,7 +233,9 @@ class SyncStore:
             kinds.append(kind)
             ids.append(rid)
             parents.append(None if r.parent_id is None else str(r.parent_id))
-            updated.append(r.updated_at)
+            # the server's update time is informational; a non-text one (fuzzing: a number, a list)
+            # made the string column fail
+            updated.append(r.updated_at if isinstance(r.updated_at, str) else None)
             payloads.append(json.dumps(r.payload, ensure_ascii=False, sort_keys=True))
         batch = pa.table({"kind": pa.array(kinds, pa.string()), "record_id": pa.array(ids, pa.string()),
                           "parent_id": pa.array(parents, pa.string()), "updated_at": pa.array(updated, pa.string()),

@@ -27,11 +27,12 @@ Mapping (stage):
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from connectors.base import TicketSource
 from connectors.http import HttpClient, make_client
-from connectors.sync import (Record, SyncResult, SyncStore, count, iso_utc, parse_instant, reset_staging,
+from connectors.sync import (PageTrail, Record, SyncResult, SyncStore, as_dict, as_text, count, epoch_instant,
+                             iso_utc, latest, next_link, page_list, parse_instant, record_key, reset_staging,
                              stage_contracts)
 from sla.db import sql_literal as _lit
 
@@ -95,41 +96,48 @@ class ZendeskSource(TicketSource):
 
     @staticmethod
     def _page_cursor(data: dict, items: list[dict]) -> str | None:
-        if data.get("end_time"):
-            return iso_utc(dt.datetime.fromtimestamp(int(data["end_time"]), dt.timezone.utc))
-        stamps = [x.get("updated_at") for x in items if x.get("updated_at")]
-        stamps += [iso_utc(dt.datetime.fromtimestamp(int(x["generated_timestamp"]), dt.timezone.utc))
-                   for x in items if x.get("generated_timestamp")]
-        return max(stamps) if stamps else None
+        # garbage end_time / updated_at / generated_timestamp is ignored, not a traceback (fuzzing)
+        end = epoch_instant(data.get("end_time"))
+        if end:
+            return end
+        return latest([x.get("updated_at") for x in items] + [epoch_instant(x.get("generated_timestamp")) for x in items])
 
     def _export_simple(self, con, collection: str, kind: str, progress, result: SyncResult) -> None:
         store = SyncStore(con, self.name, collection)
         url = f"incremental/{collection}?" + urlencode({"start_time": self._start(store.since(self.overlap))})
+        trail = PageTrail(self.name, collection)
         while True:
+            trail.visit(url)
             data = self.client().get_json(url)
-            items = data.get(collection) or []
-            records = [Record(kind, str(x["id"]), x, None, x.get("updated_at")) for x in items]
+            items = page_list(self.name, data, collection, f"{collection} page")
+            records = [Record(kind, record_key(self.name, x, kind), x, None, x.get("updated_at")) for x in items]
             result.records += store.commit(records, cursor=self._page_cursor(data, items))
             progress(f"{self.name}: {len(items)} {collection}")
-            if data.get("end_of_stream") or not items or not data.get("next_page"):
+            nxt = next_link(self.name, data.get("next_page"), f"{collection} page")
+            if data.get("end_of_stream") or not items or not nxt:
                 return
-            url = self.client().follow(data["next_page"])
+            url = self.client().follow(nxt)
 
     def _ticket_history(self, ticket_id: str) -> list[Record]:
         client = self.client()
+        tid = quote(ticket_id, safe="")  # an id is text from the server: never a path of its own
         if self.history == "comments":
-            url, kind, key = f"tickets/{ticket_id}/comments", "comment", "comments"
+            url, kind, key = f"tickets/{tid}/comments", "comment", "comments"
         else:
-            url, kind, key = f"tickets/{ticket_id}/audits?" + urlencode({"page[size]": 100}), "audit", "audits"
+            url, kind, key = f"tickets/{tid}/audits?" + urlencode({"page[size]": 100}), "audit", "audits"
         out = []
+        trail = PageTrail(self.name, f"{key} of ticket {ticket_id!r}")
         while url:
+            trail.visit(url)
             data = client.get_json(url)
-            out += [Record(kind, str(x["id"]), x, ticket_id, x.get("created_at")) for x in data.get(key) or []]
+            out += [Record(kind, record_key(self.name, x, kind), x, ticket_id, x.get("created_at"))
+                    for x in page_list(self.name, data, key, f"{key} page")]
             nxt = None
-            if (data.get("meta") or {}).get("has_more"):
-                nxt = (data.get("links") or {}).get("next")
+            if as_dict(data.get("meta")).get("has_more"):
+                nxt = as_dict(data.get("links")).get("next")
             elif data.get("next_page"):
                 nxt = data["next_page"]
+            nxt = next_link(self.name, nxt, f"{key} page")
             url = client.follow(nxt) if nxt else None
         return out
 
@@ -147,24 +155,27 @@ class ZendeskSource(TicketSource):
         else:
             url = "incremental/tickets?" + urlencode(start)
         child = "comment" if self.history == "comments" else "audit"
+        trail = PageTrail(self.name, "tickets")
         while url:
+            trail.visit(url)
             data = self.client().get_json(url)
-            items = data.get("tickets") or []
-            records, children = [], []
+            items = page_list(self.name, data, "tickets", "tickets page")
+            records, children, tids = [], [], []
             for t in items:
-                tid = str(t["id"])
+                tid = record_key(self.name, t, "ticket")
+                tids.append(tid)
                 records.append(Record("ticket", tid, t, None, t.get("updated_at")))
                 if t.get("status") != "deleted":  # a deleted ticket's history is gone (404)
                     records += self._ticket_history(tid)
                     children.append((child, tid))
             result.records += store.commit(records, cursor=self._page_cursor(data, items), replace_children=children)
             result.pages += 1
-            result.parents |= {str(t["id"]) for t in items}
-            result.created |= {t["created_at"] for t in items if t.get("created_at")}
+            result.parents |= set(tids)
+            result.created |= {c for c in (as_text(t.get("created_at")) for t in items) if c}
             progress(f"{self.name}: page {result.pages}: {len(items)} ticket(s)")
             if data.get("end_of_stream") or not items:
                 break
-            nxt = data.get("after_url") or data.get("next_page")
+            nxt = next_link(self.name, data.get("after_url") or data.get("next_page"), "tickets page")
             url = self.client().follow(nxt) if nxt else None
         result.cursor = store.cursor()
         progress(result.summary())
