@@ -5,7 +5,7 @@ import dagster as dg
 from assets.ingest import raw_import
 from pipelines.resources import SlaSettings, WarehouseResource
 from sla.billing import compute_gold_reconciliation
-from sla.pipeline import transaction
+from sla.steps import transaction
 
 
 @dg.asset(group_name="billing", deps=[raw_import],

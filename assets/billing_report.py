@@ -4,16 +4,11 @@ import dagster as dg
 
 from assets.billing import gold_reconciliation
 from assets.metrics import incident_sla
-from pipelines.partitions import BUSINESS_TIMEZONE
+from pipelines.partitions import yearly_partitions
 from pipelines.resources import SlaSettings, WarehouseResource
-from reports.billing import write_billing_pdf
-from sla.billing_report import build_billing_report, export_reconciliation_csv, report_paths, warehouse_cutoff
-
-#: one partition per calendar year (key 'YYYY'), local time; end_offset=1 so that the year in
-#: progress (usually the cut-off's year) is a partition too
-yearly_partitions = dg.TimeWindowPartitionsDefinition(
-    cron_schedule="0 0 1 1 *", fmt="%Y", start="2015", timezone=BUSINESS_TIMEZONE, end_offset=1,
-)
+from reports.billing import report_paths, write_billing_pdf
+from reports.billing_csv import write_reconciliation_csv
+from sla.report_data.billing import build_billing_report, reconciliation_rows, warehouse_cutoff
 
 
 @dg.asset(group_name="billing", deps=[gold_reconciliation, incident_sla], partitions_def=yearly_partitions,
@@ -29,7 +24,8 @@ def gold_billing_report(context: dg.AssetExecutionContext, warehouse: WarehouseR
         # re-render (`sla report billing`) then gives the same bytes
         as_of = warehouse_cutoff(con)
         vm = build_billing_report(con, settings.policy(), year, as_of)
-        lines = export_reconciliation_csv(con, year, csv_path)
+        rows = reconciliation_rows(con, year)
+    lines = write_reconciliation_csv(rows, csv_path)
     write_billing_pdf(vm, pdf_path)
     context.log.info(f"gold_billing_report {year}: {lines} lines, {len(vm.customers)} customers -> {pdf_path}")
     return dg.MaterializeResult(metadata={

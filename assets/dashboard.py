@@ -6,7 +6,7 @@ from assets.billing import gold_reconciliation
 from assets.metrics import incident_sla
 from pipelines.resources import SlaSettings, WarehouseResource
 from reports.dashboard import write_dashboard
-from sla.dashboard_data import ensure_monthly_views, load_dashboard_data
+from sla.report_data.dashboard import ensure_monthly_views, load_dashboard_data
 
 
 @dg.asset(group_name="reports", deps=[incident_sla, gold_reconciliation],

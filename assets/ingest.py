@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.sync import sync_asset_keys
 from pipelines.resources import SlaSettings, TicketSourceResource, WarehouseResource
-from sla.pipeline import import_source
+from sla.steps import import_source
 
 
 @dg.asset(group_name="ingest", deps=sync_asset_keys(), description="Tickets, events, contracts and invoices accepted from the "

@@ -5,7 +5,7 @@ import dagster as dg
 from assets.ingest import raw_import
 from pipelines.partitions import monthly_partitions, partition_month
 from pipelines.resources import SlaSettings, WarehouseResource
-from sla.pipeline import compute_metrics, compute_month
+from sla.steps import compute_metrics, compute_month
 
 
 @dg.asset(group_name="metrics", deps=[raw_import],

@@ -5,7 +5,8 @@ import dagster as dg
 from assets.metrics import monthly_sla
 from pipelines.partitions import monthly_partitions, partition_month
 from pipelines.resources import SlaSettings, WarehouseResource
-from sla.customer_report import build_customer_reports, write_customer_reports
+from reports.batch import write_customer_reports
+from sla.report_data.customer import build_customer_reports
 
 
 @dg.asset(group_name="reports", deps=[monthly_sla], partitions_def=monthly_partitions,

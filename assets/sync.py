@@ -2,7 +2,7 @@
 
 Each fetches what changed since its cursor into `src_records` (connectors.sync) and reports the
 local months of creation of the tickets it touched (`changed_months`), which
-`pipelines.connectors.changed_months_sensor` refreshes after the figures are recomputed.
+`pipelines.sensors.changed_months_sensor` refreshes after the figures are recomputed.
 """
 
 
@@ -10,8 +10,8 @@ import json
 
 import dagster as dg
 
-from pipelines.connectors import configured_api_sources
-from pipelines.resources import SlaSettings, TicketSourceResource, WarehouseResource
+from pipelines.resources import SlaSettings, TicketSourceResource, WarehouseResource, configured_api_sources
+from pipelines.settings import load_settings
 
 
 def build_sync_asset(name: str, resource_key: str = "ticket_source") -> dg.AssetsDefinition:
@@ -35,10 +35,12 @@ def build_sync_asset(name: str, resource_key: str = "ticket_source") -> dg.Asset
     return _sync
 
 
-def sync_assets(names: list[str] | None = None) -> list[dg.AssetsDefinition]:
+def sync_assets(names: list[str]) -> list[dg.AssetsDefinition]:
     """The sync assets of the configured sources (SLA_SOURCE); none when it is `csv`."""
-    return [build_sync_asset(n) for n in (configured_api_sources() if names is None else names)]
+    return [build_sync_asset(n) for n in names]
 
 
 def sync_asset_keys(names: list[str] | None = None) -> list[dg.AssetKey]:
-    return [dg.AssetKey(f"sync_{n}") for n in (configured_api_sources() if names is None else names)]
+    """Keys of the sync assets upstream of `raw_import` (those of SLA_SOURCE by default)."""
+    names = configured_api_sources(load_settings()) if names is None else names
+    return [dg.AssetKey(f"sync_{n}") for n in names]

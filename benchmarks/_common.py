@@ -63,8 +63,9 @@ def machine() -> dict:
     except OSError:
         pass
     try:
-        import businesstimedelta  # noqa: F401
         from importlib.metadata import version
+
+        import businesstimedelta  # noqa: F401
 
         btd = version("businesstimedelta")
     except Exception:  # pragma: no cover - optional

@@ -33,16 +33,14 @@ import time
 import warnings
 from collections import Counter
 
-import numpy as np
-import pyarrow as pa
-
 import _common  # noqa: F401  (puts the repo on sys.path)
-from _common import fmt_s, machine, median, save_results, timed
-
 import duckdb  # noqa: E402
 import holidays as holidays_lib  # noqa: E402
+import numpy as np
 import pandas as pd  # noqa: E402
 import polars as pl  # noqa: E402
+import pyarrow as pa
+from _common import fmt_s, machine, median, save_results, timed
 
 from sla.calendar import BusinessCalendar, write_business_calendar  # noqa: E402
 from sla.policy import load_policy  # noqa: E402

@@ -5,8 +5,8 @@
 
 Builds a seeded demo export (customers x months of history, so every report has a full
 12-month trend), runs the domain pipeline into a fresh DuckDB file, builds the view models
-(`sla.customer_report.build_customer_reports`) and renders every customer of the last
-complete month with `sla.customer_report.write_customer_reports` (the code the
+(`sla.report_data.customer.build_customer_reports`) and renders every customer of the last
+complete month with `reports.batch.write_customer_reports` (the code the
 `customer_reports` asset runs): a process pool, one long-lived kaleido/chromium per worker.
 
 Measured: total wall time (view models + rendering + writing), per-report time (median,
@@ -168,12 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, cores)  # inherited by the workers and their chromium processes
     workers = args.workers or len(cores)
 
-    from sla.customer_report import build_customer_reports, write_customer_reports
-    from sla.demo import write_demo_export
-    from sla.pipeline import compute_metrics, compute_month, import_source, last_complete_month
     from connectors.csv_export import CsvExportSource
+    from connectors.demo_export import write_demo_export
+    from reports.batch import write_customer_reports
     from sla import warehouse
+    from sla.months import last_complete_month
     from sla.policy import load_policy
+    from sla.report_data.customer import build_customer_reports
+    from sla.steps import compute_metrics, compute_month, import_source
 
     as_of = dt.datetime(2026, 4, 1, 6, 0, tzinfo=dt.timezone.utc)
     policy = load_policy()

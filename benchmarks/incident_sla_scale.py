@@ -2,11 +2,11 @@
 
 For each size the script
 
-1. writes a seeded demo export into benchmarks/data/export_<size>/ (`sla.demo.write_demo_export`,
+1. writes a seeded demo export into benchmarks/data/export_<size>/ (`connectors.demo_export.write_demo_export`,
    as_of 2026-01-01T00:00Z, seed 7, 300 customers; reused when present and complete),
 2. imports it into a file-backed DuckDB database benchmarks/data/sla_<size>.duckdb in a fresh
-   process (`sla.pipeline.import_source` with the CSV connector: stage + validate + rejects),
-3. computes the metrics in another fresh process (`sla.pipeline.compute_metrics`, i.e.
+   process (`sla.steps.import_source` with the CSV connector: stage + validate + rejects),
+3. computes the metrics in another fresh process (`sla.steps.compute_metrics`, i.e.
    `compute_incident_sla` inside its transaction, committed to the file),
 
 measuring wall time and the child's peak RSS (getrusage ru_maxrss) for each step. The database
@@ -46,7 +46,7 @@ TARGET_RSS_MB = 6 * 1024
 # ----------------------------------------------------------------------------------- data
 def ensure_export(label: str) -> dict:
     """Write the demo export for `label` unless a complete one with the same parameters exists."""
-    from sla.demo import write_demo_export
+    from connectors.demo_export import write_demo_export
 
     folder = DATA_DIR / f"export_{label}"
     stamp = folder / "_benchmark.json"
@@ -89,8 +89,8 @@ def _connect(db: str, memory_limit: str | None, threads: int | None):
 def child(args) -> None:
     """One step in this (fresh) process; prints one JSON line."""
     from connectors.csv_export import CsvExportSource
-    from sla.pipeline import compute_metrics, import_source
     from sla.policy import load_policy
+    from sla.steps import compute_metrics, import_source
 
     policy = load_policy()
     t_start = time.perf_counter()

@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "pipeline_scale.json")
     args = ap.parse_args(argv)
 
+    from connectors.demo_export import write_demo_export
     from pipelines.orchestrate import run_all
-    from sla.demo import write_demo_export
 
     work = (args.keep or Path(tempfile.mkdtemp(prefix="bench-pipeline-scale-"))).resolve()
     if work.exists() and args.keep:

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import duckdb
 
-from connectors.base import ExportError, TicketSource
 from sla.db import scalar
 from sla.db import sql_literal as _sql_str
+from sla.sources import ExportError, TicketSource
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,13 @@ def read_header(path: Path) -> list[str]:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ExportError(f"{path.name}: the header row is not UTF-8 text") from None
-    return next(csv.reader(io.StringIO(text)))
+    if "\r" in text.rstrip("\r\n"):
+        # old Mac line ends: DuckDB's reader and ours would disagree on every line number
+        raise ExportError(f"{path.name}: lines end with a lone CR (old Mac format); save it with LF or CRLF line ends")
+    try:
+        return next(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise ExportError(f"{path.name}: the header row cannot be read as CSV ({exc})") from None
 
 
 def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec, *,
@@ -273,11 +279,12 @@ def _read_records(con, spec: FileSpec, file: str, columns: str, wanted: list[str
 
 
 def raw_lines_sql(stg: str) -> str:
-    """SQL expression (correlated) giving the raw text of a staged row `s` of table `stg`."""
+    """SQL expression (correlated) giving the raw text of a staged row `s` of table `stg`: its lines
+    up to the next record's start, or to the end of the file for the last record."""
     return (
         "(SELECT string_agg(l.text, chr(10) ORDER BY l.line_no) FROM _lines_" + stg + " l "
         "WHERE l.line_no >= s.line AND l.line_no < coalesce((SELECT min(u.line_no) FROM _units_" + stg +
-        " u WHERE u.line_no > s.line), s.line + 1))"
+        " u WHERE u.line_no > s.line), (SELECT max(e.line_no) + 1 FROM _lines_" + stg + " e)))"
     )
 
 
@@ -343,3 +350,6 @@ class CsvExportSource(TicketSource):
 
     def stage(self, con) -> dict[str, int]:
         return stage_export(con, self.export_dir, fast_path=self.fast_path)
+
+    def rejected_rows_sql(self, con, stg: str, rejected: str) -> str:
+        return rejected_rows_sql(con, stg, rejected)

@@ -63,13 +63,19 @@ def _without_lone_surrogates(value):
     return value
 
 
+#: longest URL an error message quotes
+MAX_URL_SHOWN = 160
+
+
 def _safe_url(url: str) -> str:
-    """The URL without user info or query (queries may carry tokens in some APIs)."""
+    """The URL without user info or query (queries may carry tokens in some APIs), shortened so
+    that an error naming it stays one readable line (a hostile id can make a path kilobytes long)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    safe = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return safe if len(safe) <= MAX_URL_SHOWN else safe[:MAX_URL_SHOWN - 3] + "..."
 
 
 def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
@@ -176,7 +182,8 @@ class HttpClient:
 
 
 def make_client(source: str, base_url: str, *, user: str | None = None, password: str | None = None,
-                bearer: str | None = None, token_scheme: str = "Bearer", headers: dict | None = None, credential_hint: str = "the credentials",
+                bearer: str | None = None, token_scheme: str = "Bearer", headers: dict | None = None,
+                credential_hint: str = "the credentials",
                 timeout: tuple[float, float] = (10.0, 60.0), max_attempts: int = 6, backoff: float = 0.5,
                 sleep: Callable[[float], None] = time.sleep) -> HttpClient:
     """A client for one source: basic auth (`user`/`password`) or a token (`Authorization: <scheme> <token>`)."""

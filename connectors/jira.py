@@ -29,10 +29,24 @@ import datetime as dt
 import re
 from urllib.parse import quote
 
-from connectors.base import TicketSource
 from connectors.http import HttpClient, make_client
-from connectors.sync import (PageTrail, Record, SyncResult, SyncStore, as_dict, as_text, count, iso_utc, next_link,
-                             page_list, parse_instant, record_key, reset_staging, stage_contracts)
+from connectors.sync import (
+    ApiTicketSource,
+    PageTrail,
+    Record,
+    SyncResult,
+    SyncStore,
+    as_dict,
+    as_text,
+    count,
+    iso_utc,
+    next_link,
+    page_list,
+    parse_instant,
+    record_key,
+    reset_staging,
+    stage_contracts,
+)
 from sla.db import sql_literal as _lit
 
 DEFAULT_PRIORITY_MAP = {"highest": "1", "high": "2", "medium": "3", "low": "4", "lowest": "4"}
@@ -58,7 +72,7 @@ def jira_instant(text: str | None) -> dt.datetime | None:
     return parse_instant(re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text))
 
 
-class JiraSource(TicketSource):
+class JiraSource(ApiTicketSource):
     name = "jira"
 
     def __init__(self, url: str, *, email: str | None = None, token: str | None = None,

@@ -27,10 +27,24 @@ import datetime as dt
 import json
 from urllib.parse import quote
 
-from connectors.base import TicketSource
 from connectors.http import HttpClient, make_client
-from connectors.sync import (Record, SyncResult, SyncStore, as_dict, as_text, count, iso_utc, latest, page_list,
-                             page_object, parse_instant, record_key, reset_staging, stage_contracts)
+from connectors.sync import (
+    ApiTicketSource,
+    Record,
+    SyncResult,
+    SyncStore,
+    as_dict,
+    as_text,
+    count,
+    iso_utc,
+    latest,
+    page_list,
+    page_object,
+    parse_instant,
+    record_key,
+    reset_staging,
+    stage_contracts,
+)
 from sla.db import sql_literal as _lit
 
 DEFAULT_STATUS_MAP = {"new": "new", "open": "open", "stalled": "pending", "resolved": "solved",
@@ -45,7 +59,13 @@ RT_NULL = "1970-01-01T00:00:00Z"
 
 
 
-class RequestTrackerSource(TicketSource):
+#: RT's Users.Name column is VARCHAR(200)
+RT_MAX_USER_NAME = 200
+#: users RT itself acts as; never a customer
+RT_SYSTEM_USERS = frozenset({"RT_System", "Nobody"})
+
+
+class RequestTrackerSource(ApiTicketSource):
     name = "request_tracker"
 
     def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
@@ -102,6 +122,8 @@ class RequestTrackerSource(TicketSource):
             page += 1
 
     def _user(self, name: str, cache: dict) -> dict | None:
+        if len(name) > RT_MAX_USER_NAME:  # no such RT user; asking for it only earns an HTTP 414
+            return None
         if name not in cache:
             user = self.client().get_json(f"user/{quote(name, safe='@')}")
             cache[name] = None if user is None else page_object(self.name, user, f"user {name!r}")
@@ -148,12 +170,16 @@ class RequestTrackerSource(TicketSource):
                 # user names only from where RT puts them (a Requestor list of objects, a Creator
                 # object): other shapes crashed with AttributeError/TypeError (fuzzing)
                 requestors = t.get("Requestor") if isinstance(t.get("Requestor"), list) else []
-                names = [as_dict(r).get("id") for r in requestors] + [as_dict(x.get("Creator")).get("id") for x in history]
+                customers = {as_dict(r).get("id") for r in requestors}
+                names = [*customers, *(as_dict(x.get("Creator")).get("id") for x in history)]
                 for n in sorted({n for n in names if isinstance(n, str) and n}):
                     u = self._user(n, users)
                     if u is not None:
                         records.append(Record("user", n, u, None, u.get("LastUpdated")))
-                        if not warned_org and not u.get("Privileged") and "Organization" not in u:
+                        # only requestors carry the customer; RT's own RT_System (SLA date changes)
+                        # and agents are no customers, so their hidden Organization is no problem
+                        if (not warned_org and n in customers and n not in RT_SYSTEM_USERS
+                                and not u.get("Privileged") and "Organization" not in u):
                             progress(f"{self.name}: WARNING user {n}'s Organization is not visible: the sync "
                                      "user needs the AdminUsers right (customers come from it)")
                             warned_org = True

@@ -28,9 +28,10 @@ from typing import Callable, Iterable
 
 import pyarrow as pa
 
-from connectors.base import ExportError
+from connectors.csv_export import EXPORT_FILES, FileSpec, rejected_rows_sql, stage_file
 from connectors.http import ConnectorError, _safe_url
 from sla.db import scalar
+from sla.sources import ExportError, TicketSource
 
 Progress = Callable[[str], None]
 
@@ -292,8 +293,6 @@ def reset_staging(con) -> None:
 
 def stage_contracts(con, contracts_csv: str | Path | None) -> tuple[int, str]:
     """Stage the contracts CSV (API ticket systems know no SLA tiers). Returns (records, label)."""
-    from connectors.csv_export import EXPORT_FILES, FileSpec, stage_file
-
     if not contracts_csv:
         raise ExportError("no contracts file configured (SLA_CONTRACTS_CSV): API ticket systems know no SLA tiers")
     path = Path(contracts_csv)
@@ -311,3 +310,10 @@ def stage_contracts(con, contracts_csv: str | Path | None) -> tuple[int, str]:
 
 def count(con, table: str) -> int:
     return scalar(con, f"SELECT count(*) FROM {table}")
+
+
+class ApiTicketSource(TicketSource):
+    """A ticket system behind an HTTP API: tickets come with `raw`, contracts from a CSV file."""
+
+    def rejected_rows_sql(self, con, stg: str, rejected: str) -> str:
+        return rejected_rows_sql(con, stg, rejected)  # the contracts CSV, quoted from its file

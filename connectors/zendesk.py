@@ -29,11 +29,25 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import quote, urlencode
 
-from connectors.base import TicketSource
 from connectors.http import HttpClient, make_client
-from connectors.sync import (PageTrail, Record, SyncResult, SyncStore, as_dict, as_text, count, epoch_instant,
-                             iso_utc, latest, next_link, page_list, parse_instant, record_key, reset_staging,
-                             stage_contracts)
+from connectors.sync import (
+    ApiTicketSource,
+    PageTrail,
+    Record,
+    SyncResult,
+    SyncStore,
+    as_dict,
+    as_text,
+    count,
+    epoch_instant,
+    iso_utc,
+    latest,
+    next_link,
+    page_list,
+    record_key,
+    reset_staging,
+    stage_contracts,
+)
 from sla.db import sql_literal as _lit
 
 DEFAULT_PRIORITY_MAP = {"urgent": "1", "high": "2", "normal": "3", "low": "4"}
@@ -48,7 +62,7 @@ def _case(raw: str, mapping: dict[str, str]) -> str:
     return f"CASE {cases} ELSE {raw} END" if cases else raw
 
 
-class ZendeskSource(TicketSource):
+class ZendeskSource(ApiTicketSource):
     name = "zendesk"
 
     def __init__(self, url: str | None = None, *, subdomain: str | None = None, email: str | None = None,
@@ -242,7 +256,7 @@ class ZendeskSource(TicketSource):
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE stg_tickets AS
             SELECT t.ticket_id, coalesce({key}, '') AS customer_id, coalesce(t.payload->>'subject', '') AS subject,
-                   coalesce({sev(f"CASE WHEN p.n = 1 AND p.previous IS NULL THEN p.value ELSE coalesce(p.previous, t.priority) END")},
+                   coalesce({sev("CASE WHEN p.n = 1 AND p.previous IS NULL THEN p.value ELSE coalesce(p.previous, t.priority) END")},
                             {default}) AS severity,
                    coalesce(t.payload->>'created_at', '') AS created_at,
                    coalesce(t.payload->'via'->>'channel', 'web') AS channel,
@@ -281,7 +295,8 @@ class ZendeskSource(TicketSource):
                    OR (p.n > 1 OR (p.n = 1 AND p.previous IS NOT NULL)){status_tail}
             )
             SELECT ticket_id, coalesce(ts, '') AS occurred_at, kind, actor, value,
-                   row_number() OVER (ORDER BY try_cast(ticket_id AS BIGINT), ticket_id, ts, try_cast(audit_id AS BIGINT), audit_id, i) AS line,
+                   row_number() OVER (ORDER BY try_cast(ticket_id AS BIGINT), ticket_id, ts,
+                                      try_cast(audit_id AS BIGINT), audit_id, i) AS line,
                    source_ref, CAST(raw AS VARCHAR) AS raw
             FROM ev""")
         for t in ("_zd_users", "_zd_orgs", "_zd_tickets", "_zd_hist", "_zd_prio"):

@@ -4,20 +4,23 @@ import dagster as dg
 
 from assets import billing, billing_report, checks, dashboard, delivery, ingest, metrics, reports
 from assets.sync import sync_assets
-from pipelines.connectors import changed_months_sensor, hourly_sync_job, hourly_sync_schedule, refresh_month_job
-from pipelines.jobs import gold_billing_job, monthly_reporting_job
-from pipelines.resources import resources_from_env
-from pipelines.schedules import gold_billing_schedule, monthly_reporting_schedule
+from pipelines.jobs import gold_billing_job, hourly_sync_job, monthly_reporting_job, refresh_month_job
+from pipelines.resources import configured_api_sources, resources_from_settings
+from pipelines.schedules import gold_billing_schedule, hourly_sync_schedule, monthly_reporting_schedule
+from pipelines.sensors import changed_months_sensor
+from pipelines.settings import load_settings
+
+SETTINGS = load_settings()
 
 ASSET_MODULES = [ingest, metrics, billing, billing_report, reports, dashboard, delivery]
 
 defs = dg.Definitions(
-    assets=[*dg.load_assets_from_modules(ASSET_MODULES), *sync_assets()],
+    assets=[*dg.load_assets_from_modules(ASSET_MODULES), *sync_assets(configured_api_sources(SETTINGS))],
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     jobs=[monthly_reporting_job, gold_billing_job, hourly_sync_job, refresh_month_job],
     schedules=[monthly_reporting_schedule, gold_billing_schedule, hourly_sync_schedule],
     sensors=[changed_months_sensor],
-    resources=resources_from_env(),
+    resources=resources_from_settings(SETTINGS),
     # DuckDB has one writer per file: run every step of a run in one process, one after another
     # (dagster.yaml also queues runs one at a time).
     executor=dg.in_process_executor,

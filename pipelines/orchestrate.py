@@ -17,17 +17,19 @@ from typing import Callable, Sequence
 import dagster as dg
 
 from assets import checks
-from assets.billing_report import yearly_partitions
 from pipelines.definitions import ASSET_MODULES
-from sla.billing_report import report_paths
-from pipelines.partitions import month_partition_key
+from pipelines.partitions import month_partition_key, monthly_partitions, yearly_partitions
 from pipelines.resources import build_resources
+from pipelines.settings import UsageError
+from reports.batch import customers_folder, write_customer_reports
+from reports.billing import report_paths
 from sla import warehouse
-from sla.pipeline import last_complete_month, run_summary
-from connectors.base import ExportError
+from sla.months import last_complete_month, local_month
 from sla.policy import PolicyError, load_policy
+from sla.report_data.customer import build_customer_reports
+from sla.sources import ExportError
+from sla.steps import run_summary
 from sla.warehouse import WarehouseBusy
-from sla.customer_report import build_customer_reports, customers_folder, write_customer_reports
 
 ALL_ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
 ALL_CHECKS = list(dg.load_asset_checks_from_modules([checks]))
@@ -106,6 +108,19 @@ def _materialize(selection, resources, instance, partition_key: str | None = Non
     return result
 
 
+def check_reporting_month(month: str, as_of: dt.datetime, tz) -> None:
+    """Any month up to the cut-off's own month (month to date) can be reported; a later month
+    has no data yet. Checked before anything is written."""
+    cutoff_month = local_month(as_of, tz)
+    if month > cutoff_month:
+        raise UsageError(f"--month {month} is after the cut-off's month {cutoff_month} "
+                         f"(cut-off {as_of.isoformat()}): nothing to report yet")
+    if month_partition_key(month) not in set(monthly_partitions.get_partition_keys()):
+        raise UsageError(f"--month {month}: not a month the pipeline's partitions know "
+                         f"({monthly_partitions.get_first_partition_key()[:7]} to "
+                         f"{monthly_partitions.get_last_partition_key()[:7]})")
+
+
 def run_all(*, db_path: str, **kwargs) -> RunOutcome:
     """Import, compute and render everything of a month (`sla run`), holding the warehouse."""
     with warehouse.exclusive(db_path, "sla run"):
@@ -117,6 +132,7 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
              progress: Callable[[str], None] = print) -> RunOutcome:
     policy = load_policy(policy_path)  # fail fast, with the field named, before any work
     month = month or last_complete_month(as_of, policy.calendar.tz)
+    check_reporting_month(month, as_of, policy.calendar.tz)
     warehouse.connect(db_path).close()  # fail fast when another process holds the database
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     resources = build_resources(export_dir=export_dir, db_path=db_path, out_dir=out_dir,

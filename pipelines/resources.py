@@ -1,24 +1,24 @@
-"""Resources, bound in one place. The only module that reads the environment.
+"""Dagster resources: the warehouse, run settings, ticket sources and outgoing mail.
 
-Paths have demo defaults so `dagster dev` works on a fresh checkout; secrets (added by the
-connector and delivery resources) are read with `dg.EnvVar` and never logged or stored.
+Resource classes only; `pipelines.definitions` binds them to the environment's settings
+(`pipelines.settings`), with secrets as `dg.EnvVar` so they are never logged or stored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 
 import dagster as dg
 
-from connectors.base import TicketSource
 from connectors.csv_export import CsvExportSource
+from connectors.jira import JiraSource
+from connectors.request_tracker import RequestTrackerSource
+from connectors.zendesk import ZendeskSource
+from pipelines.settings import API_SOURCES, ConfigError, Settings, parse_as_of
 from sla import warehouse
+from sla.delivery import SmtpSettings
 from sla.policy import DEFAULT_POLICY_PATH, Policy, load_policy
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_VAR = PROJECT_ROOT / "var"
+from sla.sources import TicketSource
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -46,13 +46,6 @@ class SlaSettings(dg.ConfigurableResource):
         return parse_as_of(self.as_of)
 
 
-def parse_as_of(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"--as-of {text!r} has no UTC offset; write e.g. 2026-04-01T00:00:00+02:00")
-    return value.replace(microsecond=0)
-
-
 class TicketSourceResource(dg.ConfigurableResource):
     """Abstract: where incident histories come from. Assets depend on this type only."""
 
@@ -69,30 +62,81 @@ class CsvExportResource(TicketSourceResource):
         return CsvExportSource(self.export_dir)
 
 
-def build_resources(*, export_dir: str, db_path: str, out_dir: str, as_of: str | None = None,
-                    policy_path: str | None = None, ticket_source: TicketSourceResource | None = None,
-                    smtp: "SmtpResource | None" = None) -> dict:
-    return {
-        "warehouse": WarehouseResource(path=db_path),
-        "settings": SlaSettings(out_dir=out_dir, as_of=as_of, policy_path=policy_path or str(DEFAULT_POLICY_PATH)),
-        "ticket_source": ticket_source or CsvExportResource(export_dir=export_dir),
-        "smtp": smtp or SmtpResource(),
-    }
+class ApiSourceResource(TicketSourceResource):
+    """An API ticket system: synced incrementally into the warehouse, staged from there."""
+
+    contracts_csv: str
+    overlap_minutes: float = 10
+    page_size: int = 50
+
+    def source(self) -> TicketSource:  # pragma: no cover - abstract
+        raise NotImplementedError
 
 
-def resources_from_env() -> dict:
-    from pipelines.connectors import connector_resource_from_env
+class RequestTrackerResource(ApiSourceResource):
+    """Request Tracker 5 (REST 2.0). The user must see users' Organization (AdminUsers right)."""
 
-    env = os.environ
-    return build_resources(
-        export_dir=env.get("SLA_EXPORT_DIR", str(DEFAULT_VAR / "demo-export")),
-        db_path=env.get("SLA_DB", str(DEFAULT_VAR / "warehouse.duckdb")),
-        out_dir=env.get("SLA_OUT", str(PROJECT_ROOT / "out")),
-        as_of=env.get("SLA_AS_OF") or None,
-        policy_path=env.get("SLA_POLICY") or None,
-        ticket_source=connector_resource_from_env(),  # None for SLA_SOURCE=csv (the default)
-        smtp=smtp_from_env(),
-    )
+    url: str
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    query: str = ""
+    severity_source: str = "custom_field"
+    severity_field: str = "Severity"
+    severity_map: dict[str, str] = {}
+    status_map: dict[str, str] = {}
+    rt_timezone: str = "UTC"
+
+    def source(self) -> TicketSource:
+        return RequestTrackerSource(
+            self.url, user=self.user, password=self.password, token=self.token, contracts_csv=self.contracts_csv,
+            query=self.query, severity_source=self.severity_source, severity_field=self.severity_field,
+            severity_map=self.severity_map or None, status_map=self.status_map or None,
+            overlap_minutes=self.overlap_minutes, page_size=self.page_size, rt_timezone=self.rt_timezone)
+
+
+class ZendeskResource(ApiSourceResource):
+    """Zendesk Support (API v2, API token of an agent who can read users and organizations)."""
+
+    url: str | None = None
+    subdomain: str | None = None
+    email: str
+    token: str
+    history: str = "audits"
+    export: str = "cursor"
+    customer_key: str = "name"
+    priority_map: dict[str, str] = {}
+    status_map: dict[str, str] = {}
+    default_severity: str | None = None
+
+    def source(self) -> TicketSource:
+        return ZendeskSource(
+            self.url, subdomain=self.subdomain, email=self.email, token=self.token, contracts_csv=self.contracts_csv,
+            history=self.history, export=self.export, customer_key=self.customer_key,
+            priority_map=self.priority_map or None, status_map=self.status_map or None,
+            default_severity=self.default_severity, overlap_minutes=self.overlap_minutes,
+            page_size=max(self.page_size, 100))
+
+
+class JiraResource(ApiSourceResource):
+    """Jira Service Management (Cloud REST API; e-mail + API token)."""
+
+    url: str
+    email: str
+    token: str
+    jql: str = ""
+    organization_field: str = "customfield_10002"
+    customer_key: str = "name"
+    priority_map: dict[str, str] = {}
+    status_map: dict[str, str] = {}
+    jira_timezone: str = "UTC"
+
+    def source(self) -> TicketSource:
+        return JiraSource(
+            self.url, email=self.email, token=self.token, contracts_csv=self.contracts_csv, jql=self.jql,
+            organization_field=self.organization_field, customer_key=self.customer_key,
+            priority_map=self.priority_map or None, status_map=self.status_map or None,
+            overlap_minutes=self.overlap_minutes, page_size=self.page_size, jira_timezone=self.jira_timezone)
 
 
 class SmtpResource(dg.ConfigurableResource):
@@ -107,27 +151,86 @@ class SmtpResource(dg.ConfigurableResource):
     enabled: bool = False  # the monthly schedule delivers only when SLA_DELIVER=1
 
     def settings(self):
-        from sla.delivery import SmtpSettings
-
         if not self.host:
             return None
         return SmtpSettings(host=self.host, port=self.port, user=self.user or None, password=self.password or None,
                             starttls=self.starttls, mail_from=self.mail_from)
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+def build_resources(*, export_dir: str, db_path: str, out_dir: str, as_of: str | None = None,
+                    policy_path: str | None = None, ticket_source: TicketSourceResource | None = None,
+                    smtp: SmtpResource | None = None) -> dict:
+    return {
+        "warehouse": WarehouseResource(path=db_path),
+        "settings": SlaSettings(out_dir=out_dir, as_of=as_of, policy_path=policy_path or str(DEFAULT_POLICY_PATH)),
+        "ticket_source": ticket_source or CsvExportResource(export_dir=export_dir),
+        "smtp": smtp or SmtpResource(),
+    }
 
 
-def smtp_from_env(env=None) -> SmtpResource:
-    env = os.environ if env is None else env
-    password = dg.EnvVar("SLA_SMTP_PASSWORD") if env.get("SLA_SMTP_PASSWORD") else None
-    return SmtpResource(
-        host=env.get("SLA_SMTP_HOST") or None,
-        port=int(env.get("SLA_SMTP_PORT") or 25),
-        user=env.get("SLA_SMTP_USER") or None,
-        password=password,
-        starttls=_flag(env.get("SLA_SMTP_STARTTLS")),
-        mail_from=env.get("SLA_MAIL_FROM") or "sla-reports@localhost",
-        enabled=_flag(env.get("SLA_DELIVER")),
-    )
+# ---- binding: resources from the settings --------------------------------------------------------
+def _secret(value, variable: str, as_env_var: bool):
+    """A credential for a resource: `dg.EnvVar` in Dagster (resolved at run time, never stored in
+    the run config), the plain value for the command line; None when unset."""
+    if value is None or not value.get_secret_value():
+        return None
+    return dg.EnvVar(variable) if as_env_var else value.get_secret_value()
+
+
+def _need(settings: Settings, **values) -> None:
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise ConfigError(f"SLA_SOURCE={settings.source}: set {', '.join(missing)}")
+
+
+def ticket_source_resource(settings: Settings, *, as_env_var: bool = True) -> TicketSourceResource | None:
+    """The API connector chosen by SLA_SOURCE, or None for `csv` (the export folder)."""
+    if settings.source == "csv":
+        return None
+    _need(settings, SLA_CONTRACTS_CSV=settings.contracts_csv)
+    common = dict(contracts_csv=settings.contracts_csv, overlap_minutes=settings.sync_overlap_minutes)
+    if settings.source == "request_tracker":
+        rt = settings.rt
+        _need(settings, SLA_RT_URL=rt.url)
+        if rt.token is None:
+            _need(settings, SLA_RT_USER=rt.user, SLA_RT_PASSWORD=rt.password)
+        return RequestTrackerResource(
+            url=rt.url, user=rt.user, password=_secret(rt.password, "SLA_RT_PASSWORD", as_env_var),
+            token=_secret(rt.token, "SLA_RT_TOKEN", as_env_var), query=rt.query,
+            severity_source=rt.severity_source, severity_field=rt.severity_field,
+            severity_map=rt.severity_map, status_map=rt.status_map, rt_timezone=rt.timezone, **common)
+    if settings.source == "zendesk":
+        zd = settings.zendesk
+        if not zd.url:
+            _need(settings, SLA_ZENDESK_SUBDOMAIN=zd.subdomain)
+        _need(settings, SLA_ZENDESK_EMAIL=zd.email, SLA_ZENDESK_TOKEN=zd.token)
+        return ZendeskResource(
+            url=zd.url, subdomain=zd.subdomain, email=zd.email,
+            token=_secret(zd.token, "SLA_ZENDESK_TOKEN", as_env_var), history=zd.history,
+            customer_key=zd.customer_key, priority_map=zd.severity_map, status_map=zd.status_map,
+            default_severity=zd.default_severity, **common)
+    jira = settings.jira
+    _need(settings, SLA_JIRA_URL=jira.url, SLA_JIRA_EMAIL=jira.email, SLA_JIRA_TOKEN=jira.token)
+    return JiraResource(
+        url=jira.url, email=jira.email, token=_secret(jira.token, "SLA_JIRA_TOKEN", as_env_var), jql=jira.jql,
+        organization_field=jira.org_field, customer_key=jira.customer_key, priority_map=jira.severity_map,
+        status_map=jira.status_map, jira_timezone=jira.timezone, **common)
+
+
+def configured_api_sources(settings: Settings) -> list[str]:
+    """API sources to build sync assets for (the one SLA_SOURCE names; none for csv)."""
+    return [settings.source] if settings.source in API_SOURCES else []
+
+
+def smtp_resource(settings: Settings, *, as_env_var: bool = True) -> SmtpResource:
+    smtp = settings.smtp
+    return SmtpResource(host=smtp.host, port=smtp.port, user=smtp.user,
+                        password=_secret(smtp.password, "SLA_SMTP_PASSWORD", as_env_var),
+                        starttls=smtp.starttls, mail_from=settings.mail_from, enabled=settings.deliver)
+
+
+def resources_from_settings(settings: Settings) -> dict:
+    return build_resources(
+        export_dir=settings.export_dir, db_path=settings.db, out_dir=settings.out, as_of=settings.as_of,
+        policy_path=settings.policy, ticket_source=ticket_source_resource(settings), smtp=smtp_resource(settings))

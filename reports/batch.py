@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from reports import charts, render
-from reports.viewmodels import CustomerReport
+from sla.files import write_bytes_atomic
+from sla.report_data.models import CustomerReport
 
 #: below this many reports, rendering in-process beats starting worker processes
 MIN_PARALLEL = 4
@@ -101,7 +104,7 @@ def _render_one(job: tuple[CustomerReport, str]) -> Rendered:
     vm, path = job
     cpu0, chromium0 = time.process_time(), children_cpu_s()
     pdf, c, h, p = render_pdf_timed(vm)
-    render.write_pdf_atomic(pdf, path)
+    write_bytes_atomic(pdf, path)
     cpu1, chromium1 = time.process_time(), children_cpu_s()
     return Rendered(vm.customer.id, path, len(pdf), c, h, p, os.getpid(),
                     cpu_s=cpu1 - cpu0, chromium_cpu_s=max(0.0, chromium1 - chromium0))
@@ -175,3 +178,59 @@ def remove_stale(folder: Path, keep: set[str]) -> list[Path]:
             f.unlink()
             removed.append(f)
     return removed
+
+
+# ----------------------------------------------------------------------------- file names
+def slug(text: str, max_len: int = 60) -> str:
+    """'Müller & Söhne GmbH' -> 'muller-sohne-gmbh' (ASCII, safe in any file system)."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    s = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    return s[:max_len].rstrip("-") or "customer"
+
+
+def safe_id(customer_id: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", customer_id).lstrip(".")
+    return s[:80] or "_"
+
+
+def report_filename(report: CustomerReport) -> str:
+    """`<customer_id>-<slug>.pdf` (both made safe for a file name)."""
+    return f"{safe_id(report.customer.id)}-{slug(report.customer.name)}.pdf"
+
+
+# ----------------------------------------------------------------------------- writing
+@dataclass(frozen=True)
+class WrittenReports:
+    month: str
+    folder: Path
+    paths: tuple[Path, ...]
+    removed: tuple[Path, ...]
+    rendered: tuple  # reports.batch.Rendered, with the per-stage timings
+    wall_s: float
+
+
+def customers_folder(out_dir: str | Path, month: str) -> Path:
+    return Path(out_dir) / month / "customers"
+
+
+def write_customer_reports(reports: list[CustomerReport], out_dir: str | Path, month: str, *,
+                           workers: int | None = None, prune: bool = True,
+                           progress=None) -> WrittenReports:
+    """Render every report to `<out>/<YYYY-MM>/customers/<customer_id>-<slug>.pdf`, in parallel.
+
+    Each PDF is written to a temporary name and renamed. With `prune` (a whole month), PDFs
+    of the folder that this run did not write (a renamed customer, a customer no longer in
+    the month) are deleted afterwards, so the folder is exactly the month's reports.
+    """
+    folder = customers_folder(out_dir, month)
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(vm, folder / report_filename(vm)) for vm in reports]
+    names = [p.name for _, p in jobs]
+    if len(set(names)) != len(names):  # two customer ids made equal by safe_id
+        raise ValueError("two customers map to the same report file name")
+    started = time.perf_counter()
+    rendered = render_reports(jobs, workers=workers, progress=progress)
+    wall = time.perf_counter() - started
+    removed = remove_stale(folder, set(names)) if prune else []
+    return WrittenReports(month, folder, tuple(p for _, p in jobs), tuple(removed),
+                          tuple(rendered), wall)

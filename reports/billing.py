@@ -16,8 +16,9 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
-from reports.billing_viewmodels import GoldBillingReport
-from reports.render import TemplateOnlyFetcher, environment, html_to_pdf, write_pdf_atomic
+from reports.render import TemplateOnlyFetcher, environment, html_to_pdf
+from sla.files import write_bytes_atomic
+from sla.report_data.models import GoldBillingReport
 
 TEMPLATE = "gold_billing.html"
 MONTH_ABBR = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -71,4 +72,10 @@ def render_billing_pdf(vm: GoldBillingReport, *, fetcher: TemplateOnlyFetcher | 
 
 def write_billing_pdf(vm: GoldBillingReport, path: str | os.PathLike) -> Path:
     """Render and write atomically (temporary file, fsync, rename)."""
-    return write_pdf_atomic(render_billing_pdf(vm), path)
+    return write_bytes_atomic(render_billing_pdf(vm), path)
+
+
+def report_paths(out_dir: str | os.PathLike, year: int) -> tuple[Path, Path]:
+    """(`<out>/billing/gold-billing-<YYYY>.pdf`, `<out>/billing/gold-reconciliation-<YYYY>.csv`)."""
+    folder = Path(out_dir) / "billing"
+    return folder / f"gold-billing-{year:04d}.pdf", folder / f"gold-reconciliation-{year:04d}.csv"

@@ -10,6 +10,7 @@ names unless the trace has one (ours do).
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ from decimal import Decimal
 import plotly.graph_objects as go
 
 from reports import filters
-from reports.viewmodels import TrendPoint
+from sla.report_data.models import TrendPoint
 
 # Palette shared with report.css.
 NAVY = "#1f3a5f"
@@ -56,6 +57,18 @@ def _ensure_server() -> None:
     # a serial renderer (parallel renders use processes, one server each).
     kaleido.start_sync_server(n=1, mathjax=False, silence_warnings=True)
     _server_starts += 1
+    # Stop chromium before the interpreter tears down: left to die at exit, its reader thread
+    # printed a "JSONError decoding message" traceback after every successful run.
+    atexit.register(_stop_server)
+
+
+def _stop_server() -> None:
+    import kaleido
+
+    try:
+        kaleido.stop_sync_server(silence_warnings=True)
+    except Exception:  # noqa: BLE001 - best effort at exit; the outputs are already written
+        pass
 
 
 def server_starts() -> int:

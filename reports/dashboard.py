@@ -1,6 +1,6 @@
 """Management dashboard: plotly figures + one self-contained HTML file (issue 5).
 
-Pure functions from `sla.dashboard_data.DashboardData` (warehouse query results) to
+Pure functions from `sla.report_data.dashboard.DashboardData` (warehouse query results) to
 plotly figures and to HTML; no DuckDB, no Dagster. The page:
 
 * embeds plotly.js once (one inline ``<script>``), the CSS inline, and the figures
@@ -35,7 +35,8 @@ from plotly.subplots import make_subplots
 
 from reports import filters
 from reports.render import environment
-from sla.dashboard_data import AGE_BUCKETS_HOURS, ALL, RISK_STATES, TIERS, DashboardData
+from sla.files import write_bytes_atomic
+from sla.report_data.models import AGE_BUCKETS_HOURS, ALL, RISK_STATES, TIERS, DashboardData
 
 LANG = "en"
 #: Management goal for compliance rates (a goal for the dashboard, not a contractual target).
@@ -720,8 +721,7 @@ def render_dashboard_html(data: DashboardData, *, goal: float = DEFAULT_GOAL) ->
 
 
 def write_atomic(text: str, path: str | os.PathLike) -> Path:
-    """Write UTF-8 text atomically (reports.render.write_bytes_atomic)."""
-    from reports.render import write_bytes_atomic
+    """Write UTF-8 text atomically."""
 
     return write_bytes_atomic(text.encode("utf-8"), path)
 

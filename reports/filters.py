@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import pass_context
 
-from reports.viewmodels import DEFAULT_TIMEZONE, Target
+from sla.report_data.models import DEFAULT_TIMEZONE, Target
 
 LANGUAGES = ("en", "de")
 DASH = "–"

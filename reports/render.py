@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
-import tempfile
 import threading
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -35,7 +34,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse, URLFetchingError
 
 from reports import charts, filters
-from reports.viewmodels import CustomerReport
+from sla.report_data.models import CustomerReport
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 REPORT_CSS = TEMPLATES_DIR / "static" / "report.css"
@@ -224,41 +223,3 @@ def render_customer_pdf(vm: CustomerReport, *, fetcher: TemplateOnlyFetcher | No
                         ) -> bytes:
     return html_to_pdf(render_customer_html(vm), created=vm.cutoff, fetcher=fetcher,
                        report_css=True)
-
-
-def write_pdf_atomic(pdf_bytes: bytes, path: str | os.PathLike) -> Path:
-    """A PDF written atomically (see write_bytes_atomic)."""
-    return write_bytes_atomic(pdf_bytes, path)
-
-
-def write_bytes_atomic(pdf_bytes: bytes, path: str | os.PathLike) -> Path:
-    """Write to a temporary file in the target folder, fsync, then rename over `path`.
-
-    Every output of the pipeline (PDFs, CSV, dashboard) goes through here: readers see the old
-    file or the new one, never half of one, and a crash leaves only a dot-file `*.tmp` behind.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pdf_bytes)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # persist the rename itself
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return target

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a local PostgreSQL server for Dagster's instance storage (runs, event logs, schedules):
 # the storage that a deployment beyond one machine shares between the webserver, the daemon and
-# the run workers (deploy/dagster-postgres.yaml). .ci/run starts it for tests/test_dagster_postgres.py.
+# the run workers (deploy/dagster-postgres.yaml). .ci/run starts it for tests/pipelines/test_dagster_postgres.py.
 #
 #   DAGSTER_PG_PASSWORD=... scripts/postgres.sh      # safe to run again; prints nothing on success
 #

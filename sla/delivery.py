@@ -10,18 +10,18 @@ with the same Message-ID, which mail systems use to drop the duplicate.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import hashlib
-import os
 import smtplib
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 
 from sla.db import scalar
+from sla.files import write_bytes_atomic
+from sla.months import month_bounds
 
 
 @dataclass(frozen=True)
@@ -96,11 +96,6 @@ class DeliveryResult:
         return "\n".join(lines)
 
 
-def _month_bounds(month: str) -> tuple[dt.date, dt.date]:
-    year, mon = (int(x) for x in month.split("-"))
-    return dt.date(year, mon, 1), dt.date(year, mon, calendar.monthrange(year, mon)[1])
-
-
 def customer_report_path(out_dir: Path, month: str, customer_id: str) -> Path | None:
     """The customer's PDF of the month (`<out>/<YYYY-MM>/customers/<customer_id>-<slug>.pdf`)."""
     folder = Path(out_dir) / month / "customers"
@@ -110,7 +105,7 @@ def customer_report_path(out_dir: Path, month: str, customer_id: str) -> Path | 
 
 def plan_deliveries(con, out_dir: str | Path, month: str) -> tuple[list[Delivery], list[str]]:
     """Recipients = account managers of contracts in force in the month; customers = theirs."""
-    first, last = _month_bounds(month)
+    first, last = month_bounds(month)
     rows = con.execute(
         """
         WITH managed AS (
@@ -164,7 +159,7 @@ def build_message(delivery: Delivery, mail_from: str, msg_id: str, now: dt.datet
     msg["Subject"] = f"SLA compliance reports for {month_name}: {len(delivery.attachments)} customer(s)"
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = msg_id
-    lines = [f"Hello,", "", f"attached are the SLA compliance reports for {month_name} of your customers, "
+    lines = ["Hello,", "", f"attached are the SLA compliance reports for {month_name} of your customers, "
              "ready to forward.", ""]
     for c in delivery.customers:
         if c.report is None:
@@ -213,9 +208,7 @@ def deliver(con, out_dir: str | Path, month: str, smtp: SmtpSettings | None, *, 
         for d in deliveries:
             msg = build_message(d, mail_from, message_id(d, mail_from), now)
             path = outbox / f"{d.recipient.replace('/', '_')}.eml"
-            tmp = path.with_suffix(".eml.tmp")
-            tmp.write_bytes(bytes(msg))
-            os.replace(tmp, path)
+            write_bytes_atomic(bytes(msg), path)
             result.written.append(path)
         return result
     if smtp is None:

@@ -9,10 +9,12 @@ differ are all rejected. `import_log` keeps, per source, rows in = accepted + re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from sla.db import scalar
+from sla.db import sql_list as _list
+from sla.db import sql_literal as _lit
 from sla.policy import Policy
-from sla.db import sql_literal as _lit, sql_list as _list
 
 TS_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)$"
 TS_LOCAL_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$"
@@ -119,12 +121,14 @@ CSV_LABELS = {"tickets": "tickets.csv", "ticket_events": "ticket_events.csv",
               "contracts": "contracts.csv", "invoices": "invoices.csv"}
 
 
-def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str] | None = None) -> list[LoadCounts]:
+def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str] | None = None,
+             quote_rejected: Callable[[object, str, str], str] | None = None) -> list[LoadCounts]:
     """Turn `stg_*` tables into `tickets`, `ticket_events`, `contracts`, `invoices` and `rejects`.
 
     `staged` holds the input records per staged table. File sources stage `line` (the line in the
     file) and are quoted from the file; API sources stage `source_ref` (the object, e.g.
     `ticket/42`) and `raw` (the record as received), and their rejects have no line.
+    `quote_rejected` is the file source's `TicketSource.rejected_rows_sql`.
     """
     labels = {**CSV_LABELS, **(labels or {})}
     severities = [str(s) for s in policy.severities]
@@ -146,14 +150,14 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
             con.execute(f"INSERT INTO rejects SELECT {_lit(labels[table])} || ':' || source_ref, NULL, reason, raw "
                         f"FROM {checked} WHERE reason IS NOT NULL ORDER BY line")
             return
-        from connectors.csv_export import rejected_rows_sql
-
+        if quote_rejected is None:
+            raise ValueError(f"{labels[table]}: rejected rows without `raw` need the source's quote_rejected")
         # the few rejected rows once, so that quoting them does not scan the whole table again
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rejected AS "
                     f"SELECT line, reason FROM {checked} WHERE reason IS NOT NULL")
         if scalar(con, "SELECT count(*) FROM _rejected"):
             con.execute(f"INSERT INTO rejects SELECT {_lit(labels[table])}, line, reason, raw "
-                        f"FROM ({rejected_rows_sql(con, f'stg_{table}', '_rejected')}) ORDER BY line")
+                        f"FROM ({quote_rejected(con, f'stg_{table}', '_rejected')}) ORDER BY line")
         con.execute("DROP TABLE _rejected")
 
     # ---- tickets -----------------------------------------------------------------------

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 from sla.calendar import BusinessCalendar, ClockBuckets, write_business_calendar
-from sla.db import read_sql, scalar, sql_list as _list
+from sla.db import read_sql, scalar
+from sla.db import sql_list as _list
 from sla.policy import Policy
 
 #: calendar margin after the last instant, so every due instant lands inside the table

@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 
 from connectors.csv_export import CsvExportSource
-from sla.pipeline import compute_metrics, import_source
 from sla.policy import load_policy
+from sla.steps import compute_metrics, import_source
 
 HEADERS = {
     "tickets.csv": ["ticket_id", "customer_id", "subject", "severity", "created_at", "channel"],

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import io
 import re
-import sys
-from pathlib import Path
 
+import pdfplumber
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # the package is not installed in every checkout
-    sys.path.insert(0, str(ROOT))
-
-import pdfplumber  # noqa: E402
-
-from reports.render import TemplateOnlyFetcher, render_customer_pdf  # noqa: E402
-from reports.sample import sample_report  # noqa: E402
+from reports.render import TemplateOnlyFetcher, render_customer_pdf
+from tests.fixtures.sample_report import sample_report
 
 
 def pdf_text(pdf: bytes) -> str:

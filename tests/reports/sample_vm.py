@@ -1,3 +1,3 @@
-"""Sample view models for the report tests (the builder lives in reports.sample)."""
+"""Sample view models for the report tests (the builder lives in tests.fixtures.sample_report)."""
 
-from reports.sample import empty_report, sample_report  # noqa: F401
+from tests.fixtures.sample_report import empty_report, sample_report  # noqa: F401

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from reports import filters as f
-from reports.viewmodels import PolicyText, Target
+from sla.report_data.models import PolicyText, Target
 
 UTC = timezone.utc
 

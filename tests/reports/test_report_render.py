@@ -24,9 +24,10 @@ from reports.render import (
     html_to_pdf,
     render_customer_html,
     render_customer_pdf,
-    write_pdf_atomic,
 )
-from reports.sample import empty_report, sample_report
+from sla import files
+from sla.files import write_bytes_atomic
+from tests.fixtures.sample_report import empty_report, sample_report
 
 REPORTS_DIR = Path(render.__file__).resolve().parent
 
@@ -288,24 +289,24 @@ def test_strict_undefined():
         env.from_string("{{ nope }}").render()
 
 
-def test_write_pdf_atomic(tmp_path):
+def test_write_bytes_atomic(tmp_path):
     target = tmp_path / "2026-03" / "customers" / "C-0042-acme.pdf"
-    write_pdf_atomic(b"%PDF-old", target)
-    write_pdf_atomic(b"%PDF-new", target)
+    write_bytes_atomic(b"%PDF-old", target)
+    write_bytes_atomic(b"%PDF-new", target)
     assert target.read_bytes() == b"%PDF-new"
     assert [p.name for p in target.parent.iterdir()] == [target.name]
 
 
-def test_write_pdf_atomic_leaves_old_file_on_failure(tmp_path, monkeypatch):
+def test_write_bytes_atomic_leaves_old_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "r.pdf"
-    write_pdf_atomic(b"%PDF-old", target)
+    write_bytes_atomic(b"%PDF-old", target)
 
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(render.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
-        write_pdf_atomic(b"%PDF-new", target)
+        write_bytes_atomic(b"%PDF-new", target)
     assert target.read_bytes() == b"%PDF-old"
     assert [p.name for p in tmp_path.iterdir()] == ["r.pdf"]
 
@@ -335,7 +336,7 @@ def test_bytes_are_identical_across_processes(rendered_en):
     import subprocess
     import sys
 
-    code = ("import hashlib, sys; from reports.sample import sample_report; "
+    code = ("import hashlib, sys; from tests.fixtures.sample_report import sample_report; "
             "from reports.render import render_customer_pdf; "
             "sys.stdout.write(hashlib.sha256(render_customer_pdf(sample_report('en'))).hexdigest())")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPORTS_DIR.parent, check=True,

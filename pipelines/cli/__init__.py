@@ -1,0 +1,197 @@
+"""The `sla` command: drives the Dagster assets in process (`sla run`, `sla demo`, ...).
+
+Errors a user can fix (missing folder, bad policy file, busy database, bad argument) end
+with one clear line on stderr and exit code 2; a run that completes exits 0 even when rows
+were rejected (they are counted in the summary and kept in `rejects`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+import time
+from pathlib import Path
+
+from connectors.demo_export import write_demo_export
+from pipelines.cli.deliver import add_deliver_parser
+from pipelines.cli.serve import serve
+from pipelines.cli.sync import add_sync_parser
+from pipelines.settings import ConfigError, UsageError, parse_as_of
+from sla.months import parse_month
+from sla.policy import PolicyError
+from sla.report_data.customer import NoSuchCustomer
+from sla.sources import ExportError
+from sla.warehouse import WarehouseBusy
+
+DEFAULT_VAR = Path("var")
+
+
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _parse_month(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        parse_month(text)
+    except ValueError:
+        raise UsageError(f"--month {text!r}: expected YYYY-MM") from None
+    return text
+
+
+def _run_pipeline(args) -> int:
+    # Imported here so `sla --help` stays fast (Dagster takes seconds to import).
+    from pipelines.orchestrate import run_all
+
+    export_dir = Path(args.export_dir)
+    if not export_dir.is_dir():
+        raise ExportError(f"export folder not found: {export_dir}")
+    try:
+        as_of = parse_as_of(args.as_of) if args.as_of else dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    outcome = run_all(
+        export_dir=str(export_dir), db_path=args.db, out_dir=args.out, as_of=as_of,
+        month=_parse_month(args.month), policy_path=args.policy, strict=args.strict, years=args.year,
+        progress=_progress,
+    )
+    print(outcome.summary_text())
+    return 0 if outcome.completed else 1
+
+
+def cmd_run(args) -> int:
+    return _run_pipeline(args)
+
+
+def cmd_demo(args) -> int:
+    as_of = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    if args.as_of:
+        as_of = parse_as_of(args.as_of)
+    export_dir = Path(args.export_dir)
+    _progress(f"[demo] writing a demo export ({args.customers} customers, {args.months} months, seed {args.seed}) "
+              f"to {export_dir}")
+    started = time.monotonic()
+    counts = write_demo_export(export_dir, customers=args.customers, months=args.months, seed=args.seed,
+                               as_of=as_of, incidents=args.incidents, progress=lambda m: _progress(f"[demo] {m}"))
+    _progress(f"[demo] wrote {', '.join(f'{n} {k}' for k, n in counts.items())} in {time.monotonic() - started:.1f}s")
+    args.as_of = as_of.isoformat()
+    return _run_pipeline(args)
+
+
+def cmd_report(args) -> int:
+    if args.kind == "billing":
+        if args.year is None:
+            raise UsageError("sla report billing needs --year YYYY")
+        from pipelines.orchestrate import render_billing
+
+        print(render_billing(db_path=args.db, out_dir=args.out, year=args.year, policy_path=args.policy,
+                             progress=_progress))
+        return 0
+    from pipelines.orchestrate import render_reports
+
+    if args.month is None:
+        raise UsageError("sla report customers needs --month YYYY-MM")
+    month = _parse_month(args.month)
+    try:
+        outcome = render_reports(db_path=args.db, out_dir=args.out, month=month, customer=args.customer,
+                                 policy_path=args.policy, progress=_progress, kind=args.kind)
+    except NoSuchCustomer as exc:
+        raise UsageError(str(exc)) from None
+    print(outcome)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    try:
+        serve(args.out, args.port)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise UsageError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    return 0
+
+
+def _year(text: str) -> int:
+    if not (len(text) == 4 and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sla", description="SLA-compliance reporting pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, export_default: str | None = None):
+        if export_default is None:
+            p.add_argument("--export-dir", required=True, help="folder with the canonical CSV export")
+        else:
+            p.add_argument("--export-dir", default=export_default, help="where the demo export is written")
+        p.add_argument("--db", default=str(DEFAULT_VAR / "warehouse.duckdb"), help="DuckDB warehouse file")
+        p.add_argument("--out", default="out", help="folder for reports and exports")
+        p.add_argument("--as-of", help="data cut-off, ISO 8601 with offset (default: now)")
+        p.add_argument("--month", help="reporting month YYYY-MM (default: last complete month before the cut-off)")
+        p.add_argument("--policy", help="SLA policy file (default: config/sla-policy.yaml)")
+        p.add_argument("--strict", action="store_true",
+                       help="stop before the reports when a blocking data check fails")
+        p.add_argument("--year", type=_year, action="append", default=[],
+                       help="also render the Gold billing report of this year (repeatable; the cut-off's year always is)")
+
+    run = sub.add_parser("run", help="import an export, compute every figure and render the month's reports")
+    common(run)
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="write a realistic demo export and run the pipeline on it")
+    common(demo, export_default=str(DEFAULT_VAR / "demo-export"))
+    demo.add_argument("--customers", type=int, default=300)
+    demo.add_argument("--months", type=int, default=24)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--incidents", type=int, default=None, help="total incidents (for scale runs)")
+    demo.set_defaults(func=cmd_demo)
+
+    report = sub.add_parser("report", help="re-render reports from the warehouse")
+    report.add_argument("kind", choices=["customers", "billing"])
+    report.add_argument("--month", help="YYYY-MM (customers)")
+    report.add_argument("--year", type=_year, help="YYYY (billing)")
+    report.add_argument("--customer")
+    report.add_argument("--db", default=str(DEFAULT_VAR / "warehouse.duckdb"))
+    report.add_argument("--out", default="out")
+    report.add_argument("--policy")
+    report.set_defaults(func=cmd_report)
+
+    def month_type(text: str) -> str:
+        try:
+            return _parse_month(text)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    add_deliver_parser(sub, month_type)
+
+    add_sync_parser(sub, default_db=str(DEFAULT_VAR / "warehouse.duckdb"))
+
+    serve = sub.add_parser("serve", help="serve the output folder (dashboard, reports) on 127.0.0.1")
+    serve.add_argument("--out", default="out")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ExportError, PolicyError, WarehouseBusy, UsageError, ConfigError, FileNotFoundError) as exc:
+        print(f"sla: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sla: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,485 @@
+"""What each report product shows, as typed data: the customer report, the Gold billing
+report and the management dashboard.
+
+View models of the monthly customer compliance report come first.
+
+Plain frozen dataclasses: the rendering layer receives them fully computed and
+only formats them. Nothing here knows about DuckDB, Dagster or the SLA rules;
+the assets layer builds these from the warehouse.
+
+Conventions:
+- every datetime is timezone-aware (UTC by convention); the renderer shows it in
+  ``CustomerReport.timezone`` (default Europe/Berlin);
+- durations are business seconds (int), ``None`` when not measured (yet);
+- compliance rates are ``Decimal`` fractions in [0, 1] (0.952 = 95.2 %), or
+  ``None`` when nothing was rated (met + breached == 0);
+- ``met`` flags are ``True`` (met), ``False`` (breached) or ``None`` (pending or
+  no target).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+import pandas as pd
+
+Language = Literal["en", "de"]
+ClockState = Literal["running", "paused", "stopped"]
+TargetUnit = Literal["business_hours", "business_days"]
+
+DEFAULT_TIMEZONE = "Europe/Berlin"
+
+
+def _require_aware(value: datetime | None, name: str) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """An SLA target as the policy states it ("8 business hours", "7 business days").
+
+    ``seconds`` is the business time it stands for (a business day being the
+    calendar's ``business_day_hours``).
+    """
+
+    amount: int
+    unit: TargetUnit
+    seconds: int
+
+    @classmethod
+    def hours(cls, n: int) -> "Target":
+        return cls(n, "business_hours", n * 3600)
+
+    @classmethod
+    def days(cls, n: int, *, business_day_hours: int = 8) -> "Target":
+        return cls(n, "business_days", n * business_day_hours * 3600)
+
+
+@dataclass(frozen=True)
+class Branding:
+    vendor_name: str = "Northwind Support Services"
+    vendor_address: str = "Northwind GmbH · Beispielstraße 1 · 10115 Berlin"
+    contact: str = "support@northwind.example"
+    # Logo and palette are shipped with the templates (static/logo.svg, report.css).
+    logo_path: str = "static/logo.svg"
+
+
+@dataclass(frozen=True)
+class TierChange:
+    at: datetime  # first instant of the new tier (contract start)
+    from_tier: str | None  # None: no contract before
+    to_tier: str | None  # None: contract ended
+
+    def __post_init__(self) -> None:
+        _require_aware(self.at, "TierChange.at")
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    name: str
+    tier: str  # tier in force at the cut-off or at month end
+    account_manager: str | None = None
+    language: Language = "en"
+    tier_changes: tuple[TierChange, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.language not in ("en", "de"):
+            raise ValueError(f"Customer.language must be 'en' or 'de', got {self.language!r}")
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    met: int = 0
+    breached: int = 0
+    pending: int = 0
+    no_target: int = 0
+    rate: Decimal | None = None  # met / (met + breached)
+
+    @property
+    def rated(self) -> int:
+        return self.met + self.breached
+
+
+@dataclass(frozen=True)
+class Summary:
+    incidents_opened: int
+    quota: int  # incidents per month included in the tier
+    quota_used: int  # incidents counted against the quota (min(opened, quota) usually)
+    over_quota: int
+    first_response: MetricSummary
+    resolution: MetricSummary
+    open_at_cutoff: int
+
+
+@dataclass(frozen=True)
+class SeverityRow:
+    severity: int
+    incidents: int
+    first_response_target: Target | None
+    resolution_target: Target | None
+    first_response_median: int | None
+    first_response_p90: int | None
+    resolution_median: int | None
+    resolution_p90: int | None
+    first_response_met: int = 0
+    first_response_breached: int = 0
+    resolution_met: int = 0
+    resolution_breached: int = 0
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    month: str  # YYYY-MM
+    incidents: int
+    first_response_rate: Decimal | None
+    resolution_rate: Decimal | None
+
+
+@dataclass(frozen=True)
+class SeverityChange:
+    at: datetime
+    from_severity: int
+    to_severity: int
+
+    def __post_init__(self) -> None:
+        _require_aware(self.at, "SeverityChange.at")
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    ticket_id: str
+    subject: str
+    severity: int  # severity at creation
+    created_at: datetime
+    status: str  # status at the cut-off
+    severity_changes: tuple[SeverityChange, ...] = ()
+    first_response_at: datetime | None = None
+    # Business seconds measured; for a clock still running: elapsed at the cut-off.
+    first_response_seconds: int | None = None
+    first_response_target_seconds: int | None = None
+    first_response_met: bool | None = None
+    resolved_at: datetime | None = None
+    resolution_seconds: int | None = None
+    resolution_target_seconds: int | None = None
+    resolution_met: bool | None = None
+    paused_seconds: int | None = None
+    over_quota: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("created_at", "first_response_at", "resolved_at"):
+            _require_aware(getattr(self, name), f"IncidentRow.{name}")
+
+    @property
+    def current_severity(self) -> int:
+        return self.severity_changes[-1].to_severity if self.severity_changes else self.severity
+
+    @property
+    def needs_explanation(self) -> bool:
+        """Breached, or pending (target set, not met yet) on either metric."""
+        for met, target in (
+            (self.first_response_met, self.first_response_target_seconds),
+            (self.resolution_met, self.resolution_target_seconds),
+        ):
+            if met is False or (met is None and target is not None):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class ClockSegment:
+    start: datetime
+    end: datetime  # the cut-off for a segment still open
+    state: ClockState  # running / paused (waiting for the customer) / stopped (solved)
+    business_seconds: int
+
+    def __post_init__(self) -> None:
+        _require_aware(self.start, "ClockSegment.start")
+        _require_aware(self.end, "ClockSegment.end")
+        if self.state not in ("running", "paused", "stopped"):
+            raise ValueError(f"ClockSegment.state: unknown state {self.state!r}")
+
+
+@dataclass(frozen=True)
+class IncidentExplanation:
+    """Clock segments of one breached or pending incident (resolution clock)."""
+
+    ticket_id: str
+    segments: tuple[ClockSegment, ...]
+    first_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PolicyText:
+    """What the last page explains. Structured, so the renderer words it per language."""
+
+    timezone: str = DEFAULT_TIMEZONE
+    # opening hours per weekday, local time: (("mon", "09:00", "17:00"), ...)
+    weekly_hours: tuple[tuple[str, str, str], ...] = tuple(
+        (d, "09:00", "17:00") for d in ("mon", "tue", "wed", "thu", "fri")
+    )
+    business_day_hours: int = 8
+    holidays_country: str = "DE"
+    holidays_subdivision: str | None = None
+    extra_closed_dates: tuple[str, ...] = ()  # ISO dates
+    pause_statuses: tuple[str, ...] = ("pending",)
+    resolved_statuses: tuple[str, ...] = ("solved", "closed")
+    # severity -> definition, as the policy file states it (English), and an
+    # optional translation used for German reports.
+    severity_definitions: dict[int, str] = field(default_factory=dict)
+    severity_definitions_de: dict[int, str] | None = None
+    # targets of the customer's tier: (severity, first response, resolution)
+    targets: tuple[tuple[int, Target | None, Target | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class CustomerReport:
+    customer: Customer
+    month: str  # YYYY-MM
+    cutoff: datetime
+    summary: Summary
+    severities: tuple[SeverityRow, ...]
+    trend: tuple[TrendPoint, ...]  # oldest first, up to 12 months ending with `month`
+    incidents: tuple[IncidentRow, ...]
+    explanations: tuple[IncidentExplanation, ...]
+    policy: PolicyText
+    branding: Branding = Branding()
+    timezone: str = DEFAULT_TIMEZONE
+
+    def __post_init__(self) -> None:
+        _require_aware(self.cutoff, "CustomerReport.cutoff")
+        if len(self.month) != 7 or self.month[4] != "-":
+            raise ValueError(f"CustomerReport.month must be YYYY-MM, got {self.month!r}")
+
+    @property
+    def language(self) -> Language:
+        return self.customer.language
+
+
+# ---------------------------------------------------------------- Gold billing report (finance)
+
+#: reconciliation statuses in the order the report lists them (sla-semantics.md section 5)
+STATUSES = ("ok", "under_billed", "over_billed", "not_gold", "overlap", "not_invoiced")
+
+STATUS_LABELS = {
+    "ok": "ok",
+    "under_billed": "under-billed",
+    "over_billed": "over-billed",
+    "not_gold": "not Gold",
+    "overlap": "double billing",
+    "not_invoiced": "not invoiced",
+}
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class Totals:
+    owed: Decimal = ZERO
+    invoiced: Decimal = ZERO
+    difference: Decimal = ZERO  # invoiced - owed
+    lines: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("owed", "invoiced", "difference"):
+            if not isinstance(getattr(self, name), Decimal):
+                raise TypeError(f"Totals.{name} must be a Decimal, got {type(getattr(self, name)).__name__}")
+
+    @classmethod
+    def of(cls, lines) -> "Totals":
+        lines = list(lines)
+        return cls(owed=sum((x.owed for x in lines), ZERO), invoiced=sum((x.invoiced for x in lines), ZERO),
+                   difference=sum((x.difference for x in lines), ZERO), lines=len(lines))
+
+
+@dataclass(frozen=True)
+class StatusTotal:
+    status: str
+    lines: int
+    owed: Decimal
+    invoiced: Decimal
+    difference: Decimal
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+
+@dataclass(frozen=True)
+class BillingLine:
+    """One `gold_reconciliation` row: an invoice (invoice_id set) or a run of unbilled Gold days."""
+
+    customer_id: str
+    invoice_id: str | None
+    issued_on: date | None
+    period_start: date
+    period_end: date
+    owed: Decimal
+    invoiced: Decimal
+    difference: Decimal
+    status: str
+
+    def __post_init__(self) -> None:
+        for name in ("owed", "invoiced", "difference"):
+            if not isinstance(getattr(self, name), Decimal):
+                raise TypeError(f"BillingLine.{name} must be a Decimal")
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def days(self) -> int:
+        return (self.period_end - self.period_start).days + 1
+
+
+@dataclass(frozen=True)
+class GoldPeriod:
+    """Consecutive Gold days from the contract history, clipped to the report year."""
+
+    start: date
+    end: date
+    open_ended: bool = False  # the contract has no end date (continues past the year)
+    starts_before_year: bool = False
+    ends_after_year: bool = False
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+@dataclass(frozen=True)
+class QuotaMonth:
+    """Gold incidents created in one local month vs the monthly quota of the Gold tier."""
+
+    month: str  # 'YYYY-MM'
+    incidents: int
+    included: int  # counted against the quota
+    over_quota: int
+    quota: int
+
+
+@dataclass(frozen=True)
+class GoldCustomerSection:
+    customer_id: str
+    customer_name: str
+    account_manager: str | None
+    periods: tuple[GoldPeriod, ...]
+    gold_days: int  # Gold days in the year (sum of the periods)
+    invoices: tuple[BillingLine, ...]  # invoices issued in the year
+    unbilled: tuple[BillingLine, ...]  # runs of unbilled Gold days touching the year
+    totals: Totals
+    quota: tuple[QuotaMonth, ...]
+    gold_incidents: int
+    first_response: MetricSummary
+    resolution: MetricSummary
+
+
+@dataclass(frozen=True)
+class GoldBillingReport:
+    year: int
+    cutoff: datetime  # the data's cut-off (aware); also the PDF's creation date
+    cutoff_day: date  # its local date: unbilled runs end there at the latest
+    timezone: str
+    currency: str
+    monthly_fee: Decimal
+    annual_fee: Decimal  # 12 x monthly fee (a full year)
+    monthly_quota: int
+    totals: Totals
+    by_status: tuple[StatusTotal, ...]
+    exceptions: tuple[BillingLine, ...]  # every line of the year whose status is not ok
+    customers: tuple[GoldCustomerSection, ...]
+    branding: Branding = Branding()
+
+    def __post_init__(self) -> None:
+        if self.cutoff.tzinfo is None or self.cutoff.utcoffset() is None:
+            raise ValueError("GoldBillingReport.cutoff must be timezone-aware")
+
+    @property
+    def invoice_ids(self) -> tuple[str, ...]:
+        return tuple(line.invoice_id for c in self.customers for line in c.invoices if line.invoice_id)
+
+
+# ---------------------------------------------------------------- management dashboard
+ALL = "all"
+TIERS = ("professional", "enterprise", "gold")
+METRICS = ("first_response", "resolution")
+#: Risk states of an open incident, worst first.
+RISK_STATES = ("breached", "due_soon", "on_track", "no_target")
+#: Age buckets of open incidents: (label, lower bound in business hours, upper bound or None).
+AGE_BUCKETS_HOURS = ((0, 4), (4, 8), (8, 16), (16, 40), (40, 80), (80, 160), (160, None))
+
+
+@dataclass(frozen=True)
+class KpiValues:
+    """Headline figures of one month for one tier (or 'all')."""
+
+    tier: str
+    month: str
+    incidents: int
+    fr_met: int
+    fr_breached: int
+    fr_rate: float | None
+    res_met: int
+    res_breached: int
+    res_rate: float | None
+    breaches: int
+    customers_over_quota: int
+    incidents_over_quota: int
+
+
+@dataclass(frozen=True)
+class OpenSummary:
+    """Open incidents at the cut-off for one tier (or 'all')."""
+
+    tier: str
+    open: int
+    breached: int
+    due_soon: int
+
+
+@dataclass(frozen=True)
+class GoldSummary:
+    gold_customers_at_cutoff: int
+    reconciliation_lines: int
+    problem_lines: int
+    owed_eur: object  # Decimal, exact
+    invoiced_eur: object
+    difference_eur: object
+
+
+@dataclass
+class DashboardData:
+    as_of: dt.datetime
+    timezone: str
+    business_day_seconds: int
+    reporting_month: str
+    previous_month: str
+    months: list[str]  # oldest first, ends with reporting_month
+    breach_window: list[str]  # the last 3 months (oldest first) of the top-breaches view
+    compliance: pd.DataFrame  # month, tier, metric, incidents, met, breached, pending, no_target, rate
+    volume: pd.DataFrame  # month, tier, severity, incidents
+    volume_tier: pd.DataFrame  # month, tier, incidents
+    open_incidents: pd.DataFrame  # one row per open incident at the cut-off (see open_incidents())
+    open_by_age: pd.DataFrame  # tier, bucket, bucket_label, risk, incidents
+    open_summary: dict[str, OpenSummary]
+    top_breaches: pd.DataFrame  # tier (filter key), rank, customer_id, customer_name, customer_tier, ...
+    quota_monthly: pd.DataFrame  # month, tier, customers_over, incidents_over, customers
+    quota_customers: pd.DataFrame  # customers over quota in the reporting month
+    gold_reconciliation: pd.DataFrame  # status, lines, owed_eur, invoiced_eur, difference_eur
+    gold_problems: pd.DataFrame  # reconciliation lines whose status is not ok
+    gold_summary: GoldSummary
+    targets: pd.DataFrame  # tier, severity, first_response_seconds, resolution_seconds
+    quotas: dict[str, int]
+    kpis: dict[tuple[str, str], KpiValues] = field(default_factory=dict)  # (tier, month) -> values
+
+    def kpi(self, tier: str, month: str) -> KpiValues:
+        return self.kpis[(tier, month)]
+
+

@@ -1,0 +1,75 @@
+"""The pipeline's steps as plain functions (no Dagster): import, metrics, monthly aggregates.
+
+Dagster assets and tests call these; each step runs in one DuckDB transaction, so a crash
+leaves the warehouse as it was before the step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+
+from sla.db import scalar
+from sla.ingest import LoadCounts, validate
+from sla.metrics import compute_incident_sla, compute_monthly_slice
+from sla.policy import Policy
+from sla.sources import TicketSource
+
+
+@contextmanager
+def transaction(con):
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def import_source(con, source: TicketSource, policy: Policy) -> list[LoadCounts]:
+    """Stage and validate one source; replaces the accepted tables and its rejects.
+
+    Staging fills connection-local temp tables (outside the transaction: DuckDB numbers the rows
+    of a table created inside a transaction differently, and staging relies on row order);
+    everything persistent is replaced in one transaction.
+    """
+    staged = source.stage(con)
+    with transaction(con):
+        return validate(con, policy, staged, source.labels, quote_rejected=source.rejected_rows_sql)
+
+
+def compute_metrics(con, policy: Policy, as_of: dt.datetime) -> int:
+    with transaction(con):
+        return compute_incident_sla(con, policy, as_of)
+
+
+def compute_month(con, month: str) -> int:
+    with transaction(con):
+        return compute_monthly_slice(con, month)
+
+
+def run_summary(con, month: str) -> dict:
+    """Figures the CLI prints after a run."""
+    row = con.execute(
+        """
+        SELECT count(*),
+               count(*) FILTER (WHERE first_response_met), count(*) FILTER (WHERE NOT first_response_met),
+               count(*) FILTER (WHERE resolution_met), count(*) FILTER (WHERE NOT resolution_met),
+               count(*) FILTER (WHERE tier IS NULL)
+        FROM incident_sla WHERE month = ?
+        """,
+        [month],
+    ).fetchall()[0]
+    return {
+        "incidents_total": scalar(con, "SELECT count(*) FROM incident_sla"),
+        "rejects": scalar(con, "SELECT count(*) FROM rejects"),
+        "month_incidents": row[0],
+        "fr_met": row[1], "fr_breached": row[2],
+        "res_met": row[3], "res_breached": row[4],
+        "without_contract": row[5],
+        "gold_lines": dict(con.execute(
+            "SELECT status, count(*) FROM gold_reconciliation GROUP BY 1 ORDER BY 1").fetchall())
+        if scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'gold_reconciliation'")
+        else {},
+    }

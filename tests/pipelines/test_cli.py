@@ -1,0 +1,83 @@
+"""The `sla` command as users run it: exit codes, one-line errors, progress and the summary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import write_export
+
+AS_OF = "2026-04-02T12:00:00+02:00"
+
+
+def sla(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def export(tmp_path):
+    return write_export(tmp_path / "export",
+                        [("T1", "C1", "<b>hi</b>", 1, "2026-03-02T10:00:00+01:00", "web")],
+                        [("T1", "2026-03-02T11:00:00+01:00", "reply", "agent", "")],
+                        [("C1", "Acme", "gold", "2025-01-01", "", "am@vendor.example")])
+
+
+def test_run_prints_summary_and_output_locations(export, tmp_path):
+    r = sla("run", "--export-dir", str(export), "--db", str(tmp_path / "wh.duckdb"), "--out", str(tmp_path / "out"),
+            "--as-of", AS_OF)
+    assert r.returncode == 0, r.stderr
+    assert "reporting month 2026-03" in r.stdout
+    assert "first response 100.0 % compliant (1 met, 0 breached)" in r.stdout
+    assert f"warehouse: {tmp_path / 'wh.duckdb'}" in r.stdout
+    assert "[1/" in r.stderr  # progress
+
+
+def test_missing_export_folder_is_one_line(tmp_path):
+    r = sla("run", "--export-dir", str(tmp_path / "nope"), "--db", str(tmp_path / "wh.duckdb"))
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"sla: error: export folder not found: {tmp_path / 'nope'}"
+
+
+def test_bad_policy_names_the_field(export, tmp_path):
+    policy = Path("config/sla-policy.yaml").read_text().replace("resolution: 3 business days", "resolution: 3 busines days")
+    (tmp_path / "policy.yaml").write_text(policy)
+    r = sla("run", "--export-dir", str(export), "--db", str(tmp_path / "wh.duckdb"), "--policy", str(tmp_path / "policy.yaml"))
+    assert r.returncode == 2
+    assert "tiers.gold.targets.2.resolution: cannot read '3 busines days'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_as_of_without_offset_is_refused(export, tmp_path):
+    r = sla("run", "--export-dir", str(export), "--db", str(tmp_path / "wh.duckdb"), "--as-of", "2026-04-01T00:00:00")
+    assert r.returncode == 2 and "has no UTC offset" in r.stderr
+
+
+def test_busy_database_fails_fast_and_clearly(export, tmp_path):
+    db = tmp_path / "wh.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(db)!r}); con.execute('CREATE TABLE x (i INT)')
+        print('locked', flush=True); time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        r = sla("run", "--export-dir", str(export), "--db", str(db), "--as-of", AS_OF)
+        assert r.returncode == 2
+        assert "is busy" in r.stderr
+        assert time.monotonic() - started < 30
+    finally:
+        holder.kill()
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    r = sla("demo", "--customers", "12", "--months", "2", "--seed", "5", "--export-dir", str(tmp_path / "export"),
+            "--db", str(tmp_path / "wh.duckdb"), "--out", str(tmp_path / "out"), "--as-of", AS_OF)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "export" / "tickets.csv").exists()
+    assert "incidents in warehouse:" in r.stdout and "rejected input rows:" in r.stdout
