@@ -2,6 +2,8 @@
 -- service-year view. Money in integer cents (BIGINT / HUGEINT), never floating point; converted
 -- to DECIMAL(12,2) only for the output columns.
 -- Inputs: contracts, invoices, run_params (as_of), gold_fee (fee_cents, from the policy).
+-- Works on inclusive date intervals (Gold spans cut into segments at invoice-period boundaries),
+-- never on one row per day; tests/billing_reference.py checks it day by day.
 --
 -- Choices where the rules are silent (also in sla/billing.py):
 -- * Invoice order is (issued_on, natural order of invoice_id, invoice_id as text). Natural order
@@ -56,59 +58,92 @@ SELECT i.invoice_id, i.customer_id, i.issued_on, i.period_start, i.period_end,
 FROM invoices i, _params p
 WHERE i.issued_on <= p.cutoff_day;
 
--- Gold days are needed up to the cut-off (unbilled runs) and through every invoice period.
+-- Gold is needed up to the cut-off (unbilled runs) and through every invoice period. Everything
+-- below works on date intervals (inclusive), never on one row per day.
 CREATE OR REPLACE TEMP TABLE _horizon AS
 SELECT greatest(p.cutoff_day, coalesce((SELECT max(period_end) FROM _inv), p.cutoff_day)) AS last_day,
        p.cutoff_day
 FROM _params p;
 
-CREATE OR REPLACE TEMP TABLE _gold_days AS
-SELECT DISTINCT c.customer_id, CAST(d.day AS DATE) AS day
-FROM contracts c, _horizon h,
-     LATERAL (SELECT unnest(generate_series(c.valid_from, least(coalesce(c.valid_to, h.last_day), h.last_day),
-                                            INTERVAL 1 DAY)) AS day) d
-WHERE c.tier = 'gold';
+-- Gold spans: the customer's Gold contracts (open-ended: to the horizon), merged where they
+-- overlap or touch.
+CREATE OR REPLACE TEMP TABLE _gold_spans AS
+WITH c AS (
+    SELECT customer_id, valid_from AS s, least(coalesce(valid_to, h.last_day), h.last_day) AS e
+    FROM contracts, _horizon h
+    WHERE tier = 'gold' AND valid_from <= h.last_day
+), marked AS (
+    SELECT *, CASE WHEN s <= max(e) OVER (PARTITION BY customer_id ORDER BY s, e
+                                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) + 1
+                   THEN 0 ELSE 1 END AS starts_span
+    FROM c
+), numbered AS (
+    SELECT *, sum(starts_span) OVER (PARTITION BY customer_id ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS span
+    FROM marked
+)
+SELECT customer_id, min(s) AS s, max(e) AS e FROM numbered GROUP BY customer_id, span;
 
-CREATE OR REPLACE TEMP TABLE _inv_days AS
-SELECT i.invoice_id, i.customer_id, i.seq, i.is_credit, CAST(d.day AS DATE) AS day
-FROM _inv i,
-     LATERAL (SELECT unnest(generate_series(i.period_start, i.period_end, INTERVAL 1 DAY)) AS day) d;
+-- Elementary segments: the customer's Gold spans cut at every boundary of a (non-credit)
+-- invoice period and after the cut-off day, so that within one segment every day has the same
+-- invoices and the same side of the cut-off.
+CREATE OR REPLACE TEMP TABLE _segments AS
+WITH points AS (
+    SELECT customer_id, s AS p FROM _gold_spans
+    UNION SELECT customer_id, e + 1 FROM _gold_spans
+    UNION SELECT customer_id, period_start FROM _inv WHERE NOT is_credit
+    UNION SELECT customer_id, period_end + 1 FROM _inv WHERE NOT is_credit
+    UNION SELECT g.customer_id, h.cutoff_day + 1 FROM _gold_spans g, _horizon h
+), cut AS (
+    SELECT customer_id, p AS s, lead(p) OVER (PARTITION BY customer_id ORDER BY p) - 1 AS e FROM points
+)
+SELECT c.customer_id, c.s, c.e
+FROM cut c JOIN _gold_spans g ON g.customer_id = c.customer_id AND c.s BETWEEN g.s AND g.e
+WHERE c.e IS NOT NULL;
 
 -- Each Gold day belongs to the first invoice (invoice order) whose period contains it; credit
 -- notes claim none. Days nobody claims count up to the cut-off's local date only.
-CREATE OR REPLACE TEMP TABLE _day_owner AS
-SELECT customer_id, day, invoice_id
+CREATE OR REPLACE TEMP TABLE _seg_owner AS
+SELECT customer_id, s, e, invoice_id
 FROM (
-    SELECT g.customer_id, g.day, arg_min(d.invoice_id, d.seq) AS invoice_id
-    FROM _gold_days g
-    LEFT JOIN _inv_days d ON d.customer_id = g.customer_id AND d.day = g.day AND NOT d.is_credit
-    GROUP BY g.customer_id, g.day
+    SELECT g.customer_id, g.s, g.e, arg_min(i.invoice_id, i.seq) AS invoice_id
+    FROM _segments g
+    LEFT JOIN _inv i ON i.customer_id = g.customer_id AND NOT i.is_credit
+                    AND i.period_start <= g.s AND g.e <= i.period_end
+    GROUP BY g.customer_id, g.s, g.e
 ), _horizon h
-WHERE invoice_id IS NOT NULL OR day <= h.cutoff_day;
+WHERE invoice_id IS NOT NULL OR e <= h.cutoff_day;
 
--- Unbilled runs: maximal runs of consecutive unclaimed Gold days.
-CREATE OR REPLACE TEMP TABLE _run_days AS
-WITH islands AS (
-    SELECT customer_id, day,
-           day - CAST(row_number() OVER (PARTITION BY customer_id ORDER BY day) AS INTEGER) AS island
-    FROM _day_owner WHERE invoice_id IS NULL
+-- Unbilled runs: unclaimed segments merged where they touch (maximal runs of consecutive days).
+CREATE OR REPLACE TEMP TABLE _run_segments AS
+WITH marked AS (
+    SELECT customer_id, s, e,
+           CASE WHEN s = lag(e) OVER (PARTITION BY customer_id ORDER BY s) + 1 THEN 0 ELSE 1 END AS starts_run
+    FROM _seg_owner WHERE invoice_id IS NULL
+), numbered AS (
+    SELECT *, sum(starts_run) OVER (PARTITION BY customer_id ORDER BY s ROWS UNBOUNDED PRECEDING) AS run
+    FROM marked
 )
-SELECT customer_id, day, min(day) OVER (PARTITION BY customer_id, island) AS run_start,
-       max(day) OVER (PARTITION BY customer_id, island) AS run_end
-FROM islands;
+SELECT customer_id, s, e, min(s) OVER (PARTITION BY customer_id, run) AS run_start,
+       max(e) OVER (PARTITION BY customer_id, run) AS run_end
+FROM numbered;
 
 -- Pieces: the days of one invoice or one unbilled run in one calendar month.
 CREATE OR REPLACE TABLE gold_pieces AS
 WITH assigned AS (
-    SELECT o.customer_id, o.invoice_id, i.period_start, i.period_end, o.day
-    FROM _day_owner o JOIN _inv i USING (invoice_id)
+    SELECT o.customer_id, o.invoice_id, i.period_start, i.period_end, o.s, o.e
+    FROM _seg_owner o JOIN _inv i ON i.invoice_id = o.invoice_id
     UNION ALL
-    SELECT customer_id, NULL, run_start, run_end, day FROM _run_days
+    SELECT customer_id, NULL, run_start, run_end, s, e FROM _run_segments
 ), grouped AS (
-    SELECT customer_id, invoice_id, period_start, period_end,
-           CAST(date_trunc('month', day) AS DATE) AS month,
-           count(*) AS days, day(last_day(min(day))) AS days_in_month
-    FROM assigned GROUP BY ALL
+    SELECT a.customer_id, a.invoice_id, a.period_start, a.period_end, m.month,
+           sum(m.days) AS days, any_value(m.days_in_month) AS days_in_month
+    FROM assigned a,
+         LATERAL (SELECT CAST(mm AS DATE) AS month,
+                         least(a.e, last_day(CAST(mm AS DATE))) - greatest(a.s, CAST(mm AS DATE)) + 1 AS days,
+                         day(last_day(CAST(mm AS DATE))) AS days_in_month
+                  FROM (SELECT unnest(generate_series(CAST(date_trunc('month', a.s) AS DATE),
+                                                      CAST(date_trunc('month', a.e) AS DATE), INTERVAL 1 MONTH)) AS mm)) m
+    GROUP BY ALL
 )
 SELECT g.customer_id, g.invoice_id, g.period_start, g.period_end, g.month,
        CAST(year(g.month) AS INTEGER) AS year, CAST(g.days AS INTEGER) AS days,
@@ -161,11 +196,21 @@ ORDER BY customer_id, period_start, invoice_rank NULLS LAST;
 -- rounded half-up; all weights 0 -> the period's calendar days in the month), rounded
 -- cumulatively in date order: part_k = R(A x W_1..k / W) - R(A x W_1..k-1 / W).
 CREATE OR REPLACE TABLE gold_invoice_parts AS
-WITH months AS (
-    SELECT d.invoice_id, d.customer_id, CAST(date_trunc('month', d.day) AS DATE) AS month,
-           count(*) AS calendar_days, count(g.day) AS gold_days, day(last_day(min(d.day))) AS days_in_month
-    FROM _inv_days d LEFT JOIN _gold_days g ON g.customer_id = d.customer_id AND g.day = d.day
-    GROUP BY ALL
+WITH invoice_months AS (
+    SELECT i.invoice_id, i.customer_id, CAST(mm AS DATE) AS month,
+           greatest(i.period_start, CAST(mm AS DATE)) AS s, least(i.period_end, last_day(CAST(mm AS DATE))) AS e
+    FROM _inv i,
+         LATERAL (SELECT unnest(generate_series(CAST(date_trunc('month', i.period_start) AS DATE),
+                                                CAST(date_trunc('month', i.period_end) AS DATE), INTERVAL 1 MONTH)) AS mm)
+), months AS (
+    SELECT m.invoice_id, m.customer_id, m.month,
+           any_value(m.e - m.s + 1) AS calendar_days,
+           -- (least/greatest skip NULLs: count only rows that did join a Gold span)
+           coalesce(sum(least(m.e, g.e) - greatest(m.s, g.s) + 1) FILTER (WHERE g.customer_id IS NOT NULL), 0) AS gold_days,
+           any_value(day(last_day(m.month))) AS days_in_month
+    FROM invoice_months m
+    LEFT JOIN _gold_spans g ON g.customer_id = m.customer_id AND g.s <= m.e AND m.s <= g.e
+    GROUP BY m.invoice_id, m.customer_id, m.month
 ), fee_weights AS (
     SELECT m.*, month_part_cents(p.fee_cents, m.gold_days, m.days_in_month) AS fee_weight,
            sum(month_part_cents(p.fee_cents, m.gold_days, m.days_in_month)) OVER (PARTITION BY m.invoice_id) AS fee_total
@@ -210,8 +255,7 @@ ORDER BY customer_id, year;
 CREATE OR REPLACE VIEW gold_open_items AS
 SELECT * FROM gold_service_year WHERE to_invoice_eur > 0 OR to_credit_eur > 0;
 
--- the day-level helpers are large: free them (the output tables above hold what reports need)
-DROP TABLE IF EXISTS _inv_days;
-DROP TABLE IF EXISTS _day_owner;
-DROP TABLE IF EXISTS _run_days;
-DROP TABLE IF EXISTS _gold_days;
+-- free the helpers (the output tables above hold what reports need)
+DROP TABLE IF EXISTS _segments;
+DROP TABLE IF EXISTS _seg_owner;
+DROP TABLE IF EXISTS _run_segments;
