@@ -340,3 +340,26 @@ def test_matches_reference(tmp_path_factory, case):
     assert rows(con, "SELECT i.invoice_id FROM gold_reconciliation i LEFT JOIN gold_invoice_parts p USING (invoice_id) "
                      "WHERE i.invoice_id IS NOT NULL GROUP BY i.invoice_id, i.invoiced_eur "
                      "HAVING coalesce(sum(p.part_cents), 0) <> i.invoiced_eur * 100") == []
+
+
+def test_existing_reports_still_read_the_table(tmp_path):
+    """The finance report and the dashboard queries keep working with credit notes and the extra
+    columns (their wording for credit_note is the report redesign's job: shown as the raw status)."""
+    from reports.billing import render_billing_html
+    from sla.billing_report import build_billing_report, export_reconciliation_csv
+    from sla.dashboard_data import gold_problems, gold_reconciliation_summary
+
+    folder = write_export(tmp_path / "export", [], [], [contract("CN", "gold", "2026-01-01", "2026-07-15"),
+                                                        contract("CN", "enterprise", "2026-07-16")], invoices=[
+        invoice("C-1", "CN", "2026-01-02", "2026-01-01", "2026-12-31", "17988.00"),
+        invoice("C-2", "CN", "2026-08-01", "2026-07-16", "2026-12-31", "-8268.68"),
+        invoice("C-3", "CN", "2026-08-02", "2026-03-01", "2026-03-31", "1499.00"),
+    ])
+    as_of = dt.datetime(2026, 9, 1, tzinfo=UTC)
+    con = warehouse(folder, as_of)
+    vm = build_billing_report(con, POLICY, 2026, as_of)
+    assert {x.status for x in vm.exceptions} == {"over_billed", "credit_note", "overlap"}
+    assert "C-2" in render_billing_html(vm)
+    assert export_reconciliation_csv(con, 2026, tmp_path / "out.csv") == 3
+    assert set(gold_reconciliation_summary(con).status) == {"over_billed", "credit_note", "overlap"}
+    assert len(gold_problems(con)) == 3
