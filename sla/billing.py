@@ -1,7 +1,31 @@
-"""Gold billing reconciliation (sla-semantics.md section 5), set-based in DuckDB.
+"""Gold billing (sla-semantics.md section 5), set-based in DuckDB (sla/sql/gold_reconciliation.sql).
 
-Money is kept in integer cents and rounded half-up once per calendar month, as the rules say;
-`gold_reconciliation` has one line per invoice and one per run of unbilled Gold days.
+Money is kept in integer cents and converted to DECIMAL(12,2) only for output; every piece (the
+days of one invoice or one unbilled run in one calendar month) is rounded half-up on its own.
+
+Tables written (as of the cut-off `as_of`; `run_params` keeps it):
+- `gold_reconciliation`: one line per invoice issued on or before the cut-off's local date and
+  one per run of unbilled Gold days (data-contract.md), plus `issued_on`, `gold_days` (Gold days
+  assigned to the line) and `invoice_rank` (position in invoice order within the customer).
+- `gold_pieces`: customer_id, invoice_id (NULL for a run), period_start/period_end of the line,
+  month, year, days, days_in_month, owed_cents, owed_eur.
+- `gold_invoice_parts`: each invoice's amount spread over the months of its period
+  (customer_id, invoice_id, month, year, calendar_days, gold_days, weight, weighted_by_fee,
+  part_cents); the parts of an invoice add up to its amount exactly.
+- `gold_service_year`: per customer and calendar year, owed (its pieces) against invoiced (its
+  parts), difference, to_invoice, to_credit (data-contract.md).
+- view `gold_open_items`: the customer-years with something to invoice or to credit.
+
+Choices where the rules are silent (details in the SQL file's header):
+- Natural order of invoice ids: (text, number) pairs as re.split(r'([0-9]+)', id) gives them,
+  numbers compared by value at any length; ids equal that way ('I-9', 'I-09') by plain text.
+- A credit note is not an "earlier invoice" for `overlap` (it claims no days); 0.00 is an invoice.
+- Days of an invoice after the cut-off are owed by that invoice; only unbilled runs stop at the
+  cut-off's local date.
+- Negative amounts round half away from zero when spread, so a credit note mirrors its invoice.
+- `gold_service_year` has a row for every customer-year with a piece or a month of an invoice
+  period, even when all its figures are 0.00.
+- The fee is the policy's Gold `monthly_price` (one fee; no per-date or per-customer fee yet).
 """
 
 from __future__ import annotations
