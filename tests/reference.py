@@ -178,15 +178,17 @@ def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts
             resolution_target_seconds=res_target, resolution_met=res_met,
             _month=t.created_at.astimezone(tz).strftime("%Y-%m"),
         )
-    # quota: rank per customer and local month by creation time, then ticket id
+    # quota: rank per customer, local month and tier by creation time, then ticket id; incidents
+    # without a tier take no rank and are never over quota
     by_group: dict[tuple, list[Ticket]] = {}
     for t in tickets:
         if t.ticket_id in out:
-            by_group.setdefault((t.customer_id, out[t.ticket_id]["_month"]), []).append(t)
-    for group in by_group.values():
+            out[t.ticket_id]["over_quota"] = None
+            if out[t.ticket_id]["tier"] is not None:
+                by_group.setdefault((t.customer_id, out[t.ticket_id]["_month"], out[t.ticket_id]["tier"]), []).append(t)
+    for (_, _, tier), group in by_group.items():
         for rank, t in enumerate(sorted(group, key=lambda x: (x.created_at, x.ticket_id)), start=1):
-            row = out[t.ticket_id]
-            row["over_quota"] = None if row["tier"] is None else rank > policy.tiers[row["tier"]].monthly_incident_quota
+            out[t.ticket_id]["over_quota"] = rank > policy.tiers[tier].monthly_incident_quota
     for row in out.values():
         del row["_month"]
     return out

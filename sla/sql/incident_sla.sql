@@ -98,10 +98,14 @@ SELECT s.ticket_id, coalesce(c.severity, s.created_severity) AS severity
 FROM (SELECT _stops.*, coalesce(resolved_at, p.as_of) AS at FROM _stops, run_params p) s
 ASOF LEFT JOIN _severity_changes c ON s.ticket_id = c.ticket_id AND s.at >= c.occurred_at;
 
--- Tier: the contract in force on the local date of creation; quota rank within the local month.
+-- Tier: the contract in force on the local date of creation. Quota (sla-semantics.md section 4):
+-- a customer's incidents of a local month are ranked per tier (creation time, then ticket id), so a
+-- month with a tier change has one allowance per tier; incidents without a contract take no rank.
 CREATE OR REPLACE TEMP TABLE _tiered AS
 SELECT s.*, c.tier,
-       row_number() OVER (PARTITION BY s.customer_id, s.month ORDER BY s.created_at, s.ticket_id) AS quota_rank
+       CASE WHEN c.tier IS NOT NULL THEN
+           row_number() OVER (PARTITION BY s.customer_id, s.month, c.tier ORDER BY s.created_at, s.ticket_id)
+       END AS quota_rank
 FROM _stops s
 LEFT JOIN contracts c ON c.customer_id = s.customer_id
       AND s.local_date BETWEEN c.valid_from AND coalesce(c.valid_to, DATE '9999-12-31');
