@@ -10,7 +10,8 @@ from sla.pipeline import compute_metrics, compute_month, month_slice_counts
 
 @dg.asset(group_name="metrics", deps=[raw_import],
           description="One row per incident as of the data's cut-off (data-contract.md B), plus the "
-          "clock segments that explain each figure (`incident_clock_segments`), and the monthly tables of every month (`monthly_sla`, "
+          "clock segments that explain each figure (`incident_clock_segments`), the tickets whose figures "
+          "rest on a tie-break (`data_warnings`) and the monthly tables of every month (`monthly_sla`, "
           "`monthly_quota`), all as of that cut-off.")
 def incident_sla(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                  settings: SlaSettings) -> dg.MaterializeResult:

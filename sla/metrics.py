@@ -30,6 +30,9 @@ def write_policy_tables(con, policy: Policy) -> None:
         "INSERT INTO sla_tiers VALUES (?, ?, ?, ?)",
         [(name, t.monthly_incident_quota, t.monthly_price, t.billed) for name, t in policy.tiers.items()],
     )
+    # lifecycle order of status changes at one instant (sla.policy.LIFECYCLE_ORDER, not `known`'s order)
+    con.execute("CREATE OR REPLACE TABLE status_rank (status VARCHAR, rank INTEGER)")
+    con.executemany("INSERT INTO status_rank VALUES (?, ?)", list(policy.statuses.lifecycle_rank.items()))
 
 
 def calendar_range(con, as_of: dt.datetime) -> tuple[dt.date, dt.date]:
@@ -46,7 +49,7 @@ def build_calendar(con, policy: Policy, as_of: dt.datetime) -> BusinessCalendar:
 
 
 def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
-    """(Re)build `incident_sla`, `incident_clock_segments` and the monthly tables
+    """(Re)build `incident_sla`, `incident_clock_segments`, `data_warnings` and the monthly tables
     (`monthly_sla`, `monthly_quota`, every month) as of the cut-off; returns incidents."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must carry a timezone")

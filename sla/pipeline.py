@@ -40,7 +40,7 @@ def import_source(con, source: TicketSource, policy: Policy) -> list[LoadCounts]
 
 
 def compute_metrics(con, policy: Policy, as_of: dt.datetime) -> int:
-    """incident_sla, its clock segments and the monthly tables of every month, all as
+    """incident_sla, its clock segments, data_warnings and the monthly tables of every month, all as
     of one cut-off, in one transaction; returns the number of incidents."""
     with transaction(con):
         return compute_incident_sla(con, policy, as_of)

@@ -52,6 +52,13 @@ def window_seconds(text: str) -> int:
     return closes - (start.hour * 3600 + start.minute * 60)
 
 
+#: Lifecycle order of the canonical statuses (sla-semantics.md section 3, "Order of events"): status
+#: changes of one ticket at one instant apply in this order, so the ticket ends in the furthest state.
+#: It is a fixed rule, deliberately not the order of `statuses.known` (the seed lists pending before
+#: on_hold; the rule puts on_hold before pending).
+LIFECYCLE_ORDER = ("new", "open", "on_hold", "pending", "solved", "closed")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -217,6 +224,23 @@ class StatusPolicy(_Strict):
         if set(self.pause) & set(self.resolved):
             raise ValueError("a status cannot both pause the clock and resolve the incident")
         return self
+
+    @cached_property
+    def lifecycle_rank(self) -> dict[str, int]:
+        """Rank of each known status in lifecycle order (1 = earliest); ties at one instant apply by it.
+
+        The canonical statuses take LIFECYCLE_ORDER. A further status a policy may declare keeps its
+        place in `known`: right after the canonical status listed before it (or first), in list order.
+        """
+        keyed = []
+        anchor = -1
+        for pos, status in enumerate(self.known):
+            if status in LIFECYCLE_ORDER:
+                anchor = LIFECYCLE_ORDER.index(status)
+                keyed.append(((anchor, 0, 0), status))
+            else:
+                keyed.append(((anchor, 1, pos), status))
+        return {status: rank for rank, (_, status) in enumerate(sorted(keyed), start=1)}
 
 
 class Policy(_Strict):

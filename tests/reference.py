@@ -85,7 +85,7 @@ class Event:
     kind: str
     actor: str
     value: str | None
-    order: int  # position in the input file: breaks ties of equal timestamps
+    order: int  # position in the input file: carries no meaning, never used to order events
 
 
 @dataclass
@@ -94,6 +94,22 @@ class Contract:
     tier: str
     valid_from: dt.date
     valid_to: dt.date | None
+
+
+#: sla-semantics.md section 3, "Order of events": at one instant replies, then severity changes (least
+#: to most severe), then status changes in this lifecycle order; then actor and value.
+KIND_ORDER = {"reply": 0, "severity": 1, "status": 2}
+LIFECYCLE = ["new", "open", "on_hold", "pending", "solved", "closed"]
+
+
+def event_key(e: Event):
+    if e.kind == "status":
+        value_rank = LIFECYCLE.index(e.value)
+    elif e.kind == "severity":
+        value_rank = -int(e.value)
+    else:
+        value_rank = 0
+    return (e.occurred_at, KIND_ORDER[e.kind], value_rank, e.actor or "", e.value or "")
 
 
 def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts: list[Contract],
@@ -107,7 +123,7 @@ def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts
         if t.created_at > as_of:
             continue
         history = sorted((e for e in events if e.ticket_id == t.ticket_id and e.occurred_at <= as_of),
-                         key=lambda e: (e.occurred_at, e.order))
+                         key=event_key)
         agent_replies = [e.occurred_at for e in history if e.kind == "reply" and e.actor == "agent"]
         statuses = [e for e in history if e.kind == "status"]
         first_resolved = next((e.occurred_at for e in statuses if e.value in resolved_set), None)
