@@ -17,10 +17,6 @@ from sla.policy import Policy
 CALENDAR_MARGIN_YEARS = 2
 
 
-
-
-
-
 def write_policy_tables(con, policy: Policy) -> None:
     con.execute(
         "CREATE OR REPLACE TABLE sla_targets (tier VARCHAR, severity INTEGER, "
@@ -35,6 +31,9 @@ def write_policy_tables(con, policy: Policy) -> None:
         "INSERT INTO sla_tiers VALUES (?, ?, ?, ?)",
         [(name, t.monthly_incident_quota, t.monthly_price, t.billed) for name, t in policy.tiers.items()],
     )
+    # lifecycle order of status changes at one instant (sla.policy.LIFECYCLE_ORDER, not `known`'s order)
+    con.execute("CREATE OR REPLACE TABLE status_rank (status VARCHAR, rank INTEGER)")
+    con.executemany("INSERT INTO status_rank VALUES (?, ?)", list(policy.statuses.lifecycle_rank.items()))
 
 
 def calendar_range(con, as_of: dt.datetime) -> tuple[dt.date, dt.date]:
@@ -51,7 +50,8 @@ def build_calendar(con, policy: Policy, as_of: dt.datetime) -> BusinessCalendar:
 
 
 def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
-    """(Re)build `incident_sla` and `incident_clock_segments` as of the cut-off; returns incidents."""
+    """(Re)build `incident_sla`, `incident_clock_segments`, `data_warnings` and the monthly tables
+    (`monthly_sla`, `monthly_quota`, every month) as of the cut-off; returns incidents."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must carry a timezone")
     write_policy_tables(con, policy)
@@ -67,14 +67,53 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
         **ClockBuckets.of(calendar).sql_params(),
     )
     con.execute(sql)
+    compute_monthly(con)
     return scalar(con, "SELECT count(*) FROM incident_sla")
 
 
-def compute_monthly_slice(con, month: str) -> int:
-    """Rebuild the aggregates of one local month (delete the slice, insert it again)."""
+def compute_monthly(con) -> None:
+    """Rebuild `monthly_sla` and `monthly_quota` for every month from `incident_sla`.
+
+    Monthly figures are recomputed for every month on every run and carry the run's cut-off
+    (`as_of`, sla-semantics.md section 4): rebuilding only one month would leave the others at an
+    older cut-off. The views `monthly_sla_view` / `monthly_quota_view` hold the same rows.
+    """
     con.execute(read_sql("monthly.sql"))
-    con.execute("DELETE FROM monthly_sla WHERE month = ?", [month])
-    con.execute("INSERT INTO monthly_sla SELECT * FROM monthly_sla_view WHERE month = ?", [month])
-    con.execute("DELETE FROM monthly_quota WHERE month = ?", [month])
-    con.execute("INSERT INTO monthly_quota SELECT * FROM monthly_quota_view WHERE month = ?", [month])
+    con.execute("CREATE OR REPLACE TABLE monthly_sla AS SELECT * FROM monthly_sla_view "
+                "ORDER BY month, customer_id, tier, severity, metric")
+    con.execute("CREATE OR REPLACE TABLE monthly_quota AS SELECT * FROM monthly_quota_view "
+                "ORDER BY month, customer_id, tier")
+
+
+def _monthly_tables_current(con) -> bool:
+    """True when both monthly tables exist with `as_of` and carry incident_sla's cut-off."""
+    have = {(t, c) for t, c in con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_name IN ('monthly_sla', 'monthly_quota') AND table_schema = current_schema()").fetchall()}
+    if not {("monthly_sla", "as_of"), ("monthly_quota", "as_of")} <= have:
+        return False
+    stale = scalar(con, """
+        SELECT count(*) FROM (SELECT as_of FROM monthly_sla UNION SELECT as_of FROM monthly_quota)
+        WHERE as_of IS DISTINCT FROM (SELECT as_of FROM run_params)""")
+    return stale == 0
+
+
+def compute_monthly_slice(con, month: str) -> int:
+    """The aggregates of one local month: the rows of `monthly_quota` (customer x tier groups).
+
+    The monthly tables are rebuilt whole with `incident_sla` (compute_monthly); this only reads its
+    month. A warehouse whose monthly tables predate its incident_sla (an older cut-off, or written
+    before they carried `as_of`) gets them rebuilt first, so a slice never shows another cut-off.
+    """
+    if not _monthly_tables_current(con):
+        compute_monthly(con)
     return scalar(con, "SELECT count(*) FROM monthly_quota WHERE month = ?", [month])
+
+
+def monthly_slice_counts(con, month: str) -> dict:
+    """Row counts of one month in the monthly tables, and their cut-off (asset metadata)."""
+    sla_rows, quota_rows, as_of = con.execute(
+        "SELECT (SELECT count(*) FROM monthly_sla WHERE month = $1), "
+        "(SELECT count(*) FROM monthly_quota WHERE month = $1), (SELECT as_of FROM run_params)",
+        [month]).fetchall()[0]
+    return {"monthly_sla_rows": sla_rows, "monthly_quota_rows": quota_rows, "as_of": as_of}

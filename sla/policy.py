@@ -16,7 +16,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "config" / "sla-policy.yaml"
 
@@ -42,6 +42,20 @@ def parse_hours(text: str) -> tuple[dt.time, dt.time]:
     if end <= start:
         raise ValueError(f"window {text!r} closes before it opens")
     return start, end
+
+
+def window_seconds(text: str) -> int:
+    """Length of a window 'HH:MM-HH:MM' in wall-clock seconds ('00:00-24:00' is 86400)."""
+    start, end = parse_hours(text)
+    closes = 86400 if end == dt.time.max.replace(microsecond=0) else end.hour * 3600 + end.minute * 60
+    return closes - (start.hour * 3600 + start.minute * 60)
+
+
+#: Lifecycle order of the canonical statuses (sla-semantics.md section 3, "Order of events"): status
+#: changes of one ticket at one instant apply in this order, so the ticket ends in the furthest state.
+#: It is a fixed rule, deliberately not the order of `statuses.known` (the seed lists pending before
+#: on_hold; the rule puts on_hold before pending).
+LIFECYCLE_ORDER = ("new", "open", "on_hold", "pending", "solved", "closed")
 
 
 class _Strict(BaseModel):
@@ -80,7 +94,12 @@ class HolidaySource(_Strict):
 class CalendarPolicy(_Strict):
     timezone: str = "Europe/Berlin"
     weekly_hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str]
-    business_day_hours: float = Field(8, gt=0, le=24)
+    #: Length of "one business day" in targets written in days (sla-semantics.md section 1).
+    #: Optional: by default the length of one day of `weekly_hours` (09:00-17:00 -> 8, 08:00-18:00 -> 10).
+    #: When given it must equal that length. When the weekdays' windows differ in length, the day
+    #: length is ambiguous and the setting is required (any value in (0, 24]). After validation it
+    #: always holds the effective length.
+    business_day_hours: float | None = Field(None, gt=0, le=24, validate_default=True)
     holidays: HolidaySource = HolidaySource()
     extra_closed_dates: list[dt.date] = []
     extra_open_dates: list[OpenDate] = []
@@ -106,6 +125,28 @@ class CalendarPolicy(_Strict):
             raise ValueError("at least one weekday must have business hours")
         return v
 
+    @field_validator("business_day_hours")
+    @classmethod
+    def _check_day_length(cls, v: float | None, info: ValidationInfo) -> float | None:
+        weekly = info.data.get("weekly_hours")
+        if not weekly:  # weekly_hours itself is invalid: that error is reported
+            return v
+        lengths = sorted({window_seconds(hours) for hours in weekly.values()})
+        if len(lengths) > 1:
+            if v is None:
+                shown = ", ".join(f"{day} {hours}" for day, hours in weekly.items())
+                raise ValueError(f"required: the weekdays' business hours differ in length ({shown}), so the "
+                                 "length of one business day is ambiguous; set it in hours, e.g. 8")
+            return v
+        day_seconds = lengths[0]
+        if v is None:
+            return day_seconds / 3600
+        if int(round(v * 3600)) != day_seconds:
+            raise ValueError(f"{v:g} hours contradicts the calendar: one day of weekly_hours "
+                             f"({next(iter(weekly.values()))}) is {day_seconds / 3600:g} hours; "
+                             "set it to that or leave it out")
+        return v
+
     @field_validator("extra_open_dates", mode="before")
     @classmethod
     def _plain_dates(cls, v):
@@ -117,6 +158,7 @@ class CalendarPolicy(_Strict):
 
     @property
     def business_day_seconds(self) -> int:
+        assert self.business_day_hours is not None, "validated: derived from weekly_hours when not given"
         return int(round(self.business_day_hours * 3600))
 
     def window_for_weekday(self, weekday: int) -> tuple[dt.time, dt.time] | None:
@@ -181,6 +223,23 @@ class StatusPolicy(_Strict):
         if set(self.pause) & set(self.resolved):
             raise ValueError("a status cannot both pause the clock and resolve the incident")
         return self
+
+    @cached_property
+    def lifecycle_rank(self) -> dict[str, int]:
+        """Rank of each known status in lifecycle order (1 = earliest); ties at one instant apply by it.
+
+        The canonical statuses take LIFECYCLE_ORDER. A further status a policy may declare keeps its
+        place in `known`: right after the canonical status listed before it (or first), in list order.
+        """
+        keyed = []
+        anchor = -1
+        for pos, status in enumerate(self.known):
+            if status in LIFECYCLE_ORDER:
+                anchor = LIFECYCLE_ORDER.index(status)
+                keyed.append(((anchor, 0, 0), status))
+            else:
+                keyed.append(((anchor, 1, pos), status))
+        return {status: rank for rank, (_, status) in enumerate(sorted(keyed), start=1)}
 
 
 class Policy(_Strict):

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from sla.db import scalar
 from sla.ingest import LoadCounts, validate
-from sla.metrics import compute_incident_sla, compute_monthly_slice
+from sla.metrics import compute_incident_sla, compute_monthly_slice, monthly_slice_counts
 from sla.policy import Policy
 from sla.sources import TicketSource
 
@@ -40,13 +40,22 @@ def import_source(con, source: TicketSource, policy: Policy) -> list[LoadCounts]
 
 
 def compute_metrics(con, policy: Policy, as_of: dt.datetime) -> int:
+    """incident_sla, its clock segments, data_warnings and the monthly tables of every month, all as
+    of one cut-off, in one transaction; returns the number of incidents."""
     with transaction(con):
         return compute_incident_sla(con, policy, as_of)
 
 
 def compute_month(con, month: str) -> int:
+    """One month's slice of the monthly tables (rebuilt for every month by compute_metrics); returns
+    its customer x tier groups. Rebuilds the tables first only if they predate incident_sla's cut-off."""
     with transaction(con):
         return compute_monthly_slice(con, month)
+
+
+def month_slice_counts(con, month: str) -> dict:
+    """Rows of one month in monthly_sla and monthly_quota, and the cut-off they are as of."""
+    return monthly_slice_counts(con, month)
 
 
 def run_summary(con, month: str) -> dict:

@@ -85,7 +85,7 @@ class Event:
     kind: str
     actor: str
     value: str | None
-    order: int  # position in the input file: breaks ties of equal timestamps
+    order: int  # position in the input file: carries no meaning, never used to order events
 
 
 @dataclass
@@ -94,6 +94,22 @@ class Contract:
     tier: str
     valid_from: dt.date
     valid_to: dt.date | None
+
+
+#: sla-semantics.md section 3, "Order of events": at one instant replies, then severity changes (least
+#: to most severe), then status changes in this lifecycle order; then actor and value.
+KIND_ORDER = {"reply": 0, "severity": 1, "status": 2}
+LIFECYCLE = ["new", "open", "on_hold", "pending", "solved", "closed"]
+
+
+def event_key(e: Event):
+    if e.kind == "status":
+        value_rank = LIFECYCLE.index(e.value)
+    elif e.kind == "severity":
+        value_rank = -int(e.value)
+    else:
+        value_rank = 0
+    return (e.occurred_at, KIND_ORDER[e.kind], value_rank, e.actor or "", e.value or "")
 
 
 def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts: list[Contract],
@@ -107,7 +123,7 @@ def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts
         if t.created_at > as_of:
             continue
         history = sorted((e for e in events if e.ticket_id == t.ticket_id and e.occurred_at <= as_of),
-                         key=lambda e: (e.occurred_at, e.order))
+                         key=event_key)
         agent_replies = [e.occurred_at for e in history if e.kind == "reply" and e.actor == "agent"]
         statuses = [e for e in history if e.kind == "status"]
         first_resolved = next((e.occurred_at for e in statuses if e.value in resolved_set), None)
@@ -178,15 +194,17 @@ def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts
             resolution_target_seconds=res_target, resolution_met=res_met,
             _month=t.created_at.astimezone(tz).strftime("%Y-%m"),
         )
-    # quota: rank per customer and local month by creation time, then ticket id
+    # quota: rank per customer, local month and tier by creation time, then ticket id; incidents
+    # without a tier take no rank and are never over quota
     by_group: dict[tuple, list[Ticket]] = {}
     for t in tickets:
         if t.ticket_id in out:
-            by_group.setdefault((t.customer_id, out[t.ticket_id]["_month"]), []).append(t)
-    for group in by_group.values():
+            out[t.ticket_id]["over_quota"] = None
+            if out[t.ticket_id]["tier"] is not None:
+                by_group.setdefault((t.customer_id, out[t.ticket_id]["_month"], out[t.ticket_id]["tier"]), []).append(t)
+    for (_, _, tier), group in by_group.items():
         for rank, t in enumerate(sorted(group, key=lambda x: (x.created_at, x.ticket_id)), start=1):
-            row = out[t.ticket_id]
-            row["over_quota"] = None if row["tier"] is None else rank > policy.tiers[row["tier"]].monthly_incident_quota
+            out[t.ticket_id]["over_quota"] = rank > policy.tiers[tier].monthly_incident_quota
     for row in out.values():
         del row["_month"]
     return out

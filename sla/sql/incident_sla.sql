@@ -10,12 +10,52 @@ SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
 FROM tickets t, run_params p
 WHERE t.created_at <= p.as_of;
 
--- Events known at the cut-off, in time order; ties keep the order of the input file.
+-- Events known at the cut-off, in time order. Row order in a file carries no meaning
+-- (sla-semantics.md section 3, "Order of events"), so events of one ticket at one instant apply in a
+-- fixed order: replies, then severity changes (least to most severe: 4, 3, 2, 1), then status
+-- changes in lifecycle order (status_rank, written from sla.policy.LIFECYCLE_ORDER). Remaining ties
+-- (same kind and value) break on actor, then value; never on the input line. Rows equal in every
+-- column left are interchangeable: no figure depends on which of them comes first.
 CREATE OR REPLACE TEMP TABLE _events AS
-SELECT e.ticket_id, e.occurred_at, e.kind, e.actor, e.value, e.line,
-       row_number() OVER (PARTITION BY e.ticket_id ORDER BY e.occurred_at, e.line) AS seq
-FROM ticket_events e JOIN _incidents i USING (ticket_id), run_params p
-WHERE e.occurred_at <= p.as_of;
+SELECT *,
+       row_number() OVER (PARTITION BY ticket_id
+                          ORDER BY occurred_at, kind_rank, value_rank, actor NULLS FIRST, value NULLS FIRST) AS seq
+FROM (
+    SELECT e.ticket_id, e.occurred_at, e.kind, e.actor, e.value, e.line,
+           CASE e.kind WHEN 'reply' THEN 1 WHEN 'severity' THEN 2 ELSE 3 END AS kind_rank,
+           CASE e.kind WHEN 'severity' THEN -CAST(e.value AS INTEGER) WHEN 'status' THEN sr.rank ELSE 0 END AS value_rank
+    FROM ticket_events e JOIN _incidents i USING (ticket_id)
+    LEFT JOIN status_rank sr ON e.kind = 'status' AND sr.status = e.value, run_params p
+    WHERE e.occurred_at <= p.as_of
+);
+
+-- Tickets whose figures rest on that tie-break: two different status values, or two different
+-- severities, at one instant (data-contract.md, data_warnings). Rebuilt with incident_sla.
+CREATE OR REPLACE TABLE data_warnings AS
+WITH conflicts AS (
+    SELECT ticket_id, occurred_at, kind, list(value ORDER BY value_rank) AS vals
+    FROM (SELECT DISTINCT ticket_id, occurred_at, kind, value, value_rank FROM _events
+          WHERE kind IN ('status', 'severity'))
+    GROUP BY ticket_id, occurred_at, kind
+    HAVING count(*) > 1
+), shown AS (
+    SELECT *, list_transform(vals, lambda v: chr(39) || v || chr(39)) AS quoted,
+           CAST(epoch(timezone('{tz}', occurred_at)) - epoch(occurred_at) AS BIGINT) AS offset_s
+    FROM conflicts
+)
+SELECT ticket_id,
+       kind || ' changes '
+       || array_to_string(quoted[1:len(quoted) - 1], ', ') || ' and ' || quoted[len(quoted)]
+       || ' at ' || strftime(timezone('{tz}', occurred_at), '%Y-%m-%d %H:%M:%S')
+       || CASE WHEN offset_s < 0 THEN '-' ELSE '+' END
+       || lpad(CAST(abs(offset_s) // 3600 AS VARCHAR), 2, '0')
+       || CASE WHEN abs(offset_s) % 3600 <> 0
+               THEN ':' || lpad(CAST(abs(offset_s) % 3600 // 60 AS VARCHAR), 2, '0') ELSE '' END
+       || ' have no order; applied ' || array_to_string(vals, ', then ')
+       || CASE kind WHEN 'status' THEN ' (lifecycle order: the ticket ends ' || vals[len(vals)] || ')'
+                    ELSE ' (least to most severe: severity ' || vals[len(vals)] || ' applies)' END AS reason
+FROM shown
+ORDER BY ticket_id, occurred_at, kind;
 
 -- Status changes with the status they leave.
 CREATE OR REPLACE TEMP TABLE _status AS
@@ -83,9 +123,10 @@ SELECT ticket_id,
        coalesce(sum(business_seconds) FILTER (WHERE state = 'paused'), 0) AS paused_seconds
 FROM incident_clock_segments GROUP BY ticket_id;
 
--- Severity in effect at an instant: last severity event at or before it (file order on ties).
+-- Severity in effect at an instant: last severity event at or before it (the most severe of
+-- one instant, by the event order above).
 CREATE OR REPLACE TEMP TABLE _severity_changes AS
-SELECT ticket_id, occurred_at, CAST(arg_max(value, line) AS INTEGER) AS severity
+SELECT ticket_id, occurred_at, CAST(arg_max(value, seq) AS INTEGER) AS severity
 FROM _events WHERE kind = 'severity' GROUP BY ticket_id, occurred_at;
 
 CREATE OR REPLACE TEMP TABLE _fr_severity AS
@@ -98,10 +139,14 @@ SELECT s.ticket_id, coalesce(c.severity, s.created_severity) AS severity
 FROM (SELECT _stops.*, coalesce(resolved_at, p.as_of) AS at FROM _stops, run_params p) s
 ASOF LEFT JOIN _severity_changes c ON s.ticket_id = c.ticket_id AND s.at >= c.occurred_at;
 
--- Tier: the contract in force on the local date of creation; quota rank within the local month.
+-- Tier: the contract in force on the local date of creation. Quota (sla-semantics.md section 4):
+-- a customer's incidents of a local month are ranked per tier (creation time, then ticket id), so a
+-- month with a tier change has one allowance per tier; incidents without a contract take no rank.
 CREATE OR REPLACE TEMP TABLE _tiered AS
 SELECT s.*, c.tier,
-       row_number() OVER (PARTITION BY s.customer_id, s.month ORDER BY s.created_at, s.ticket_id) AS quota_rank
+       CASE WHEN c.tier IS NOT NULL THEN
+           row_number() OVER (PARTITION BY s.customer_id, s.month, c.tier ORDER BY s.created_at, s.ticket_id)
+       END AS quota_rank
 FROM _stops s
 LEFT JOIN contracts c ON c.customer_id = s.customer_id
       AND s.local_date BETWEEN c.valid_from AND coalesce(c.valid_to, DATE '9999-12-31');

@@ -1,16 +1,17 @@
--- Monthly aggregates (sla-semantics.md section 4). The views hold every month; the tables hold
--- the slices written by the monthly partitions (delete the slice, insert it again).
+-- Monthly aggregates (sla-semantics.md section 4): views over incident_sla, so every month as of its
+-- cut-off (`as_of`). sla/metrics.py compute_monthly materialises them as the tables monthly_sla and
+-- monthly_quota, whole, in the step that rebuilds incident_sla: no table mixes two cut-offs.
 
 -- Per month x customer x tier x severity x metric; the severity is the one that applies to the metric.
 CREATE OR REPLACE VIEW monthly_sla_view AS
 WITH metric_rows AS (
     SELECT month, customer_id, tier, 'first_response' AS metric, first_response_severity AS severity,
            first_response_met AS met, first_response_target_seconds AS target_seconds,
-           first_response_business_seconds AS business_seconds
+           first_response_business_seconds AS business_seconds, as_of
     FROM incident_sla
     UNION ALL
     SELECT month, customer_id, tier, 'resolution', resolution_severity,
-           resolution_met, resolution_target_seconds, resolution_business_seconds
+           resolution_met, resolution_target_seconds, resolution_business_seconds, as_of
     FROM incident_sla
 )
 SELECT month, customer_id, tier, severity, metric,
@@ -22,18 +23,19 @@ SELECT month, customer_id, tier, severity, metric,
        CAST(count(*) FILTER (WHERE met) AS DOUBLE) / nullif(count(*) FILTER (WHERE met IS NOT NULL), 0) AS compliance_rate,
        median(business_seconds) AS median_business_seconds,
        quantile_cont(business_seconds, 0.9) AS p90_business_seconds,
-       count(business_seconds) AS measured
+       count(business_seconds) AS measured,
+       any_value(as_of) AS as_of
 FROM metric_rows
 GROUP BY ALL;
 
--- Quota usage per month x customer x tier (tier NULL: incidents without a contract).
+-- Quota usage per month x customer x tier: each tier has its own allowance (`quota`), and
+-- `over_quota` counts the incidents ranked beyond it within that tier (incident_sla.over_quota).
+-- tier NULL: incidents without a contract; they use no allowance (quota NULL, over_quota 0).
 CREATE OR REPLACE VIEW monthly_quota_view AS
 SELECT s.month, s.customer_id, s.tier, count(*) AS incidents,
        any_value(t.monthly_incident_quota) AS quota,
        count(*) FILTER (WHERE s.over_quota) AS over_quota,
-       count(*) FILTER (WHERE s.resolved_at IS NULL) AS open_at_cutoff
+       count(*) FILTER (WHERE s.resolved_at IS NULL) AS open_at_cutoff,
+       any_value(s.as_of) AS as_of
 FROM incident_sla s LEFT JOIN sla_tiers t ON t.tier = s.tier
-GROUP BY ALL;
-
-CREATE TABLE IF NOT EXISTS monthly_sla AS SELECT * FROM monthly_sla_view WITH NO DATA;
-CREATE TABLE IF NOT EXISTS monthly_quota AS SELECT * FROM monthly_quota_view WITH NO DATA;
+GROUP BY s.month, s.customer_id, s.tier;
