@@ -17,10 +17,12 @@ from typing import Callable, Sequence
 import dagster as dg
 
 from assets import checks
+from assets.sync import sync_assets
+from connectors.http import AuthError, ConnectorError, HttpError
 from pipelines.definitions import ASSET_MODULES
 from pipelines.partitions import month_partition_key, monthly_partitions, yearly_partitions
-from pipelines.resources import build_resources
-from pipelines.settings import UsageError
+from pipelines.resources import TicketSourceResource, build_resources
+from pipelines.settings import API_SOURCES, UsageError
 from reports.batch import customers_folder, write_customer_reports
 from reports.billing import report_paths
 from sla import warehouse
@@ -33,6 +35,8 @@ from sla.warehouse import WarehouseBusy
 
 ALL_ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
 ALL_CHECKS = list(dg.load_asset_checks_from_modules([checks]))
+#: one sync asset per API source, so `sla run --source NAME` syncs before it imports
+SYNC_ASSETS = sync_assets(list(API_SOURCES))
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -81,6 +85,8 @@ def _instance() -> dg.DagsterInstance:
 
 #: errors a user can fix, re-raised as themselves so the CLI prints one clear line
 USER_ERRORS = {cls.__name__: cls for cls in (ExportError, PolicyError, WarehouseBusy, FileNotFoundError)}
+#: a ticket system that refuses or fails is the operator's to fix, not a crash
+USER_ERRORS.update({cls.__name__: ExportError for cls in (ConnectorError, AuthError, HttpError)})
 
 
 def _raise_step_failure(result: dg.ExecuteInProcessResult) -> None:
@@ -100,7 +106,7 @@ def _raise_step_failure(result: dg.ExecuteInProcessResult) -> None:
 
 def _materialize(selection, resources, instance, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
     result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS], selection=selection, resources=resources, instance=instance,
+        [*ALL_ASSETS, *SYNC_ASSETS, *ALL_CHECKS], selection=selection, resources=resources, instance=instance,
         partition_key=partition_key, run_config=QUIET, raise_on_error=False,
     )
     if not result.success:
@@ -128,6 +134,7 @@ def run_all(*, db_path: str, **kwargs) -> RunOutcome:
 
 
 def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, month: str | None,
+             ticket_source: TicketSourceResource | None = None,
              policy_path: str | None = None, strict: bool = False, years: Sequence[int] = (),
              progress: Callable[[str], None] = print) -> RunOutcome:
     policy = load_policy(policy_path)  # fail fast, with the field named, before any work
@@ -136,7 +143,8 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
     warehouse.connect(db_path).close()  # fail fast when another process holds the database
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     resources = build_resources(export_dir=export_dir, db_path=db_path, out_dir=out_dir,
-                                as_of=as_of.isoformat(), policy_path=policy_path)
+                                as_of=as_of.isoformat(), policy_path=policy_path, ticket_source=ticket_source)
+    source_name = ticket_source.source().name if ticket_source is not None else None
     instance = _instance()
     outcome = RunOutcome(db_path=db_path, out_dir=out_dir, month=month, as_of=as_of)
     known_years = set(yearly_partitions.get_partition_keys())
@@ -144,8 +152,12 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
     years = [y for y in wanted if str(y) in known_years]
     outcome.warnings += [f"no billing report for {y}: not a year of the data" for y in wanted if str(y) not in known_years]
 
+    sync = [] if source_name is None else [
+        (f"sync {source_name}", dg.AssetSelection.assets(f"sync_{source_name}"), None)]
     steps = [
-        ("import the export", dg.AssetSelection.assets("raw_import"), None),
+        *sync,
+        ("import the export" if source_name is None else f"import from {source_name}",
+         dg.AssetSelection.assets("raw_import"), None),
         ("compute per-incident SLA figures", dg.AssetSelection.assets("incident_sla"), None),
         ("reconcile Gold billing", dg.AssetSelection.assets("gold_reconciliation"), None),
         (f"aggregate {month}", dg.AssetSelection.assets("monthly_sla"), month_partition_key(month)),

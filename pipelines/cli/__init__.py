@@ -18,7 +18,8 @@ from connectors.demo_export import write_demo_export
 from pipelines.cli.deliver import add_deliver_parser
 from pipelines.cli.serve import serve
 from pipelines.cli.sync import add_sync_parser
-from pipelines.settings import ConfigError, UsageError, parse_as_of
+from pipelines.resources import ticket_source_resource
+from pipelines.settings import ConfigError, UsageError, load_settings, parse_as_of
 from sla.months import parse_month
 from sla.policy import PolicyError
 from sla.report_data.customer import NoSuchCustomer
@@ -48,15 +49,20 @@ def _run_pipeline(args) -> int:
     # Imported here so `sla --help` stays fast (Dagster takes seconds to import).
     from pipelines.orchestrate import run_all
 
-    export_dir = Path(args.export_dir)
-    if not export_dir.is_dir():
-        raise ExportError(f"export folder not found: {export_dir}")
+    settings = load_settings(**({"source": args.source} if getattr(args, "source", None) else {}))
+    source = ticket_source_resource(settings, as_env_var=False)  # None: the export folder
+    if source is None:
+        if not args.export_dir:
+            raise UsageError("sla run needs --export-dir (or an API source: --source NAME / SLA_SOURCE)")
+        export_dir = Path(args.export_dir)
+        if not export_dir.is_dir():
+            raise ExportError(f"export folder not found: {export_dir}")
     try:
         as_of = parse_as_of(args.as_of) if args.as_of else dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     outcome = run_all(
-        export_dir=str(export_dir), db_path=args.db, out_dir=args.out, as_of=as_of,
+        export_dir=args.export_dir or ".", ticket_source=source, db_path=args.db, out_dir=args.out, as_of=as_of,
         month=_parse_month(args.month), policy_path=args.policy, strict=args.strict, years=args.year,
         progress=_progress,
     )
@@ -128,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p, export_default: str | None = None):
         if export_default is None:
-            p.add_argument("--export-dir", required=True, help="folder with the canonical CSV export")
+            p.add_argument("--export-dir", help="folder with the canonical CSV export (not with an API --source)")
+            p.add_argument("--source", choices=["csv", "request_tracker", "zendesk", "jira"],
+                           help="ticket source (default: SLA_SOURCE, else csv); an API source is synced first, "
+                                "with settings and credentials from the environment")
         else:
             p.add_argument("--export-dir", default=export_default, help="where the demo export is written")
         p.add_argument("--db", default=str(DEFAULT_VAR / "warehouse.duckdb"), help="DuckDB warehouse file")

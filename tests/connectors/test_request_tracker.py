@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -297,3 +298,32 @@ def test_request_tracker_bad_credentials_named(rt_server, tmp_path):
         source.sync(con)
     assert "request_tracker" in str(err.value) and "SLA_RT_PASSWORD" in str(err.value)
     assert "wrong-Sentinel-123" not in str(err.value)
+
+
+def test_sla_run_from_request_tracker(rt_run, tmp_path):
+    """`sla run --source request_tracker`: sync, import, compute and render, no export folder,
+    and RT's own RT_System (it writes SLA date changes) does not trigger the Organization warning."""
+    contracts = _contracts(tmp_path)
+    env = {**os.environ, "SLA_RT_URL": URL, "SLA_RT_USER": SYNC_USER, "SLA_RT_PASSWORD": SYNC_PASSWORD,
+           "SLA_RT_QUERY": f"Queue = 'Support' AND Subject LIKE '{rt_run['tag']}'",
+           "SLA_CONTRACTS_CSV": str(contracts), "SLA_SOURCE": "csv"}
+    db, out = tmp_path / "w.duckdb", tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--source", "request_tracker",
+                           "--db", str(db), "--out", str(out), "--as-of", AS_OF.isoformat(), "--month", "2026-01"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sync request_tracker" in proc.stderr and "Organization is not visible" not in proc.stderr
+    assert SYNC_PASSWORD not in proc.stdout + proc.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    ids = rt_run["ids"]
+    assert {r[0] for r in con.execute("SELECT ticket_id FROM incident_sla").fetchall()} == {
+        str(ids["T1"]), str(ids["T2"]), str(ids["T3"])}
+    assert len(list((out / "2026-01" / "customers").glob("*.pdf"))) == 3
+
+
+def test_no_organization_warning_for_rt_system(rt_run, tmp_path):
+    # every customer's Organization is visible; RT_System (SLA date changes) and agents are no
+    # customers, so a sync must not ask for the AdminUsers right
+    messages: list[str] = []
+    _source(rt_run["tag"], _contracts(tmp_path)).sync(duckdb.connect(), progress=messages.append)
+    assert messages and not [m for m in messages if "Organization is not visible" in m]
