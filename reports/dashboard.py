@@ -171,7 +171,7 @@ def _base_layout(fig: go.Figure, *, height: int, legend_title: str | None = None
                     title=dict(text=legend_title) if legend_title else None),
     )
     fig.update_xaxes(gridcolor=GRID, linecolor="#c9ced6", zeroline=False)
-    fig.update_yaxes(gridcolor=GRID, linecolor="#c9ced6", zeroline=False)
+    fig.update_yaxes(gridcolor=GRID, linecolor="#c9ced6", zeroline=False, automargin=True)
     return fig
 
 
