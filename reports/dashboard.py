@@ -26,6 +26,7 @@ plotly figures and to HTML; no DuckDB, no Dagster. The page:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -49,6 +50,7 @@ from sla.report_data.models import (
     AGE_BUCKETS,
     ALL,
     MANAGEMENT_GOAL,
+    METRICS,
     MIN_RATED,
     RENEWAL_WATCH_DAYS,
     RISK_STATES,
@@ -605,8 +607,14 @@ def _rate_tile(data: DashboardData, key: str, label: str, tier: str, metric: str
             "sub": f"{fmt_int(met)} met · {fmt_int(breached)} breached",
             "delta": _delta(rate, prev_rate, kind="rate", better="up")}
     if rate is None or rated < MIN_RATED:
+        has_target = any(terms[METRICS.index(metric)] is not None
+                         for (t, _), terms in data.target_terms.items() if tier == ALL or t == tier)
+        if not rated and not has_target:  # e.g. Professional resolution: measured, never rated
+            tile.update(text="no target", sub=f"{TIER_LABELS[tier]} has no {METRIC_LABELS[metric].lower()} targets")
         tile.update(cls="neutral", goal_text=f"goal {fmt_goal(goal)} · too few rated for a rate" if rated
                     else f"goal {fmt_goal(goal)} · nothing rated", gap=None)
+        if not rated and not has_target:
+            tile["goal_text"] = "times are measured, not rated"
         return tile
     gap = gap_pp(rate, goal)
     under, months = months_under_goal(data, tier, metric)
@@ -829,6 +837,8 @@ def target_rows(data: DashboardData) -> list[dict]:
 
 
 def dashboard_context(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> dict:
+    if Decimal(repr(float(goal))) != data.goal:  # one goal on tiles and charts alike
+        data = dataclasses.replace(data, goal=Decimal(repr(float(goal))))
     figures = build_figures(data, goal=goal)
     periods = period_options(data)
     config = {
