@@ -253,6 +253,8 @@ def test_page_is_self_contained_and_escapes_hostile_names(page_path, built):
     assert {u for u in urls if not u.startswith("https://evil.example/")} == set()
     assert "@import" not in html and "url(" not in _without_plotly(html)
     assert [p.name for p in page_path.parent.iterdir()] == ["index.html"]
+    # a print stylesheet (the management handout) and the card layout for phones
+    assert "@media print" in html and "@media (max-width: 600px)" in html and "table.cards td::before" in html
     # the hostile name never appears raw; it appears escaped in the tables
     assert HOSTILE not in html and "window.__pwned=1</script>" not in html and "<img" not in html
     # HTML tables: escaped by Jinja's autoescape
