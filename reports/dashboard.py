@@ -13,11 +13,20 @@ plotly figures and to HTML; no DuckDB, no Dagster. The page:
   string can close the script element;
 * filters by tier and period with a small inline script that only shows and
   hides what Python computed (trace visibility, x-axis range, table rows, KPI
-  tile sets): nothing is recomputed in JavaScript.
+  tile sets): nothing is recomputed in JavaScript;
+* drills down without a server: a click on a customer (any table, or a bar of "Most
+  breaches") or the search box narrows the open-incident and breached-incident tables
+  to that customer's rows (or rows matching a ticket id);
+* writes every age, duration, target and amount through reports/format.py, the one
+  formatter of all outputs; compliance tiles carry the management goal
+  (sla.report_data.models.MANAGEMENT_GOAL) and the gap to it;
+* lays out from 420 px up (charts resize with their card, wide tables turn into
+  cards below 600 px) and has a print stylesheet for "Print to PDF".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -34,13 +43,24 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from reports import filters
+from reports import format as fmt
 from reports.render import environment
 from sla.files import write_bytes_atomic
-from sla.report_data.models import AGE_BUCKETS_HOURS, ALL, RISK_STATES, TIERS, DashboardData
+from sla.report_data.models import (
+    AGE_BUCKETS,
+    ALL,
+    MANAGEMENT_GOAL,
+    METRICS,
+    MIN_RATED,
+    RENEWAL_WATCH_DAYS,
+    RISK_STATES,
+    TIERS,
+    DashboardData,
+)
 
 LANG = "en"
-#: Management goal for compliance rates (a goal for the dashboard, not a contractual target).
-DEFAULT_GOAL = 0.95
+#: The management goal, set in ONE place: sla.report_data.models.MANAGEMENT_GOAL (not a contractual target).
+DEFAULT_GOAL = float(MANAGEMENT_GOAL)
 PERIODS = (3, 6, 12, 24)
 DEFAULT_PERIOD = 12
 TEMPLATE = "dashboard.html"
@@ -53,16 +73,17 @@ SEVERITY_COLORS = {1: "#b3261e", 2: "#e07b39", 3: "#e9c46a", 4: "#8ab17d"}
 RISK_LABELS = {"breached": "Breached", "due_soon": "Due within 1 business day",
                "on_track": "On track", "no_target": "No target"}
 RISK_COLORS = {"breached": "#b3261e", "due_soon": "#e07b39", "on_track": "#2a9d8f", "no_target": "#c9ced6"}
-STATUS_LABELS = {"ok": "OK", "under_billed": "Under-billed", "over_billed": "Over-billed",
-                 "not_gold": "Billed without Gold", "overlap": "Overlap (double billing)",
-                 "not_invoiced": "Gold days not invoiced"}
 METRIC_LABELS = {"first_response": "First response", "resolution": "Resolution"}
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
 INK = "#2b3440"
 GRID = "#e3e8ef"
+#: No mode bar: its icons covered legend entries (issue 16); zoom by dragging, double-click resets,
+#: and the page prints to a clean PDF (print stylesheet).
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "showLink": False, "showSendToCloud": False,
-                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
-                 "toImageButtonOptions": {"format": "png", "scale": 2}}
+                 "displayModeBar": False}
+AGE_LABELS = {"lt_1bd": "< 1 business day", "1_5bd": "1–5 business days", "5bd_1m": "5 business days – 1 month",
+              "1_3m": "1–3 months", "3_6m": "3–6 months", "gt_6m": "> 6 months"}
+SEVERITY_LINE_COLORS = {1: "#b3261e", 2: "#e07b39", 3: "#b8962e", 4: "#5f8f52"}
 
 
 # --------------------------------------------------------------------------- formatting
@@ -75,26 +96,43 @@ def fmt_rate(value: float | None) -> str:
     return filters.rate(None if value is None else Decimal(repr(float(value))), LANG)
 
 
+def fmt_goal(goal: float) -> str:
+    """The goal as written: '95 %' (no '.0' for a whole percentage)."""
+    value = Decimal(repr(float(goal)))
+    return filters.rate(value, LANG, places=0 if (value * 100) % 1 == 0 else 1)
+
+
 def fmt_int(value) -> str:
     return filters.number(None if value is None else int(value), LANG)
 
 
-def fmt_eur(value) -> str:
-    if value is None:
-        return filters.DASH
-    d = Decimal(value).quantize(Decimal("0.01"))
-    sign = "-" if d < 0 else ""
-    return f"{sign}EUR {abs(d):,.2f}"
+def fmt_money(value) -> str:
+    """Exact money through the one formatter of all outputs: 'EUR -17,988.00'."""
+    return fmt.money(None if _is_missing(value) else Decimal(value), LANG)
 
 
-def fmt_hours(seconds, business_day_seconds: int = 8 * 3600) -> str:
-    """Business time in business hours, or business days from 3 days on: '5.5 h', '12.3 bd'."""
-    if seconds is None:
+def fmt_duration(seconds) -> str:
+    """Business time through the one formatter: '13 h 19 min' (rounded up to the minute)."""
+    return fmt.duration(None if _is_missing(seconds) else int(seconds), LANG)
+
+
+def rate_or_counts(met: int, breached: int) -> str:
+    """A rate from MIN_RATED rated incidents on, else counts: '3 of 4 met' (sla-semantics.md section 7)."""
+    rated = int(met) + int(breached)
+    if rated == 0:
         return filters.DASH
-    seconds = int(seconds)
-    if abs(seconds) >= 3 * business_day_seconds:
-        return f"{seconds / business_day_seconds:,.1f} bd"
-    return f"{seconds / 3600:.1f} h"
+    if rated < MIN_RATED:
+        return f"{fmt_int(met)} of {fmt_int(rated)} met"
+    return fmt_rate(int(met) / rated)
+
+
+def gap_pp(rate: float, goal: float) -> Decimal:
+    """Distance of a rate from the goal in percentage points, one decimal (negative: under the goal)."""
+    return ((Decimal(repr(float(rate))) - Decimal(repr(float(goal)))) * 100).quantize(Decimal("0.1"))
+
+
+def fmt_pp(value: Decimal) -> str:
+    return f"{'+' if value > 0 else ''}{value} pp"
 
 
 def fmt_month(month: str) -> str:
@@ -135,7 +173,7 @@ def _base_layout(fig: go.Figure, *, height: int, legend_title: str | None = None
                     title=dict(text=legend_title) if legend_title else None),
     )
     fig.update_xaxes(gridcolor=GRID, linecolor="#c9ced6", zeroline=False)
-    fig.update_yaxes(gridcolor=GRID, linecolor="#c9ced6", zeroline=False)
+    fig.update_yaxes(gridcolor=GRID, linecolor="#c9ced6", zeroline=False, automargin=True)
     return fig
 
 
@@ -214,7 +252,7 @@ def compliance_figure(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> go.
                                "incidents %{customdata[6]}<extra></extra>"),
                 meta=_meta(show_for), visible=_visible(show_for), **_monthly_trace_kwargs(),
             ), row=1, col=col)
-        goal_label = f"Management goal {fmt_rate(goal)}"
+        goal_label = f"Management goal {fmt_goal(goal)}"
         fig.add_trace(go.Scatter(
             x=[_month_start(data.months[0]).isoformat(), _month_after(data.months[-1]).isoformat()],
             y=[goal, goal], mode="lines", name=goal_label, legendgroup="goal", showlegend=col == 1,
@@ -288,14 +326,7 @@ def volume_tier_figure(data: DashboardData) -> go.Figure:
 
 
 def age_bucket_labels(data: DashboardData) -> list[str]:
-    bdh = data.business_day_seconds / 3600
-    labels = []
-    for lo, hi in AGE_BUCKETS_HOURS:
-        def h(x):
-            return f"{x:g} h" if x < bdh or x % bdh else f"{x:g} h ({x / bdh:g} bd)"
-        labels.append(f"{lo:g}–{hi:g} h" if hi is not None and hi < bdh else
-                      (f"{lo:g}–{h(hi)}" if hi is not None else f"> {h(lo)}"))
-    return labels
+    return [AGE_LABELS[b] for b in AGE_BUCKETS]
 
 
 def open_age_figure(data: DashboardData) -> go.Figure:
@@ -319,12 +350,12 @@ def open_age_figure(data: DashboardData) -> go.Figure:
             ))
     _base_layout(fig, height=340)
     fig.update_layout(barmode="stack", margin=dict(t=50), bargap=0.2)
-    fig.update_xaxes(type="category", title_text="age at cut-off, business hours since creation (bd = business day)")
+    fig.update_xaxes(type="category", title_text="age at the cut-off")
     fig.update_yaxes(title_text="open incidents")
     return fig
 
 
-def _customer_label(name, customer_id, width: int = 30) -> str:
+def _customer_label(name, customer_id, width: int = 22) -> str:
     name = "" if _is_missing(name) else str(name)
     short = name if len(name) <= width else name[: width - 1] + "…"
     return esc(f"{short} ({customer_id})" if short else customer_id)
@@ -339,7 +370,8 @@ def top_breaches_figure(data: DashboardData) -> go.Figure:
         ys = [_customer_label(r.customer_name, r.customer_id) for r in part.itertuples()]
         custom = [[esc(r.customer_name if not _is_missing(r.customer_name) else r.customer_id),
                    esc(TIER_LABELS.get(r.customer_tier, r.customer_tier)), fmt_int(r.breaches),
-                   fmt_int(r.incidents), fmt_int(r.over_quota), _quota_use(r, data.reporting_month)] for r in part.itertuples()]
+                   fmt_int(r.incidents), fmt_int(r.over_quota), _quota_use(r, data.reporting_month),
+                   r.customer_id] for r in part.itertuples()]
         show_for = [key]
         for metric, column, color in (("first_response", "fr_breaches", "#e07b39"),
                                       ("resolution", "res_breaches", "#b3261e")):
@@ -354,10 +386,9 @@ def top_breaches_figure(data: DashboardData) -> go.Figure:
                 meta=_meta(show_for), visible=_visible(show_for),
             ))
     _base_layout(fig, height=380, legend_title="Breaches:")
-    fig.update_layout(barmode="stack", margin=dict(l=230, t=40), bargap=0.25)
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title_text="breached metrics, " + " – ".join(fmt_month_short(m) for m in
-                                                                   (data.breach_window[0], data.breach_window[-1])))
+    fig.update_layout(barmode="stack", margin=dict(l=20, t=40), bargap=0.25)
+    fig.update_yaxes(autorange="reversed", type="category", automargin=True)
+    fig.update_xaxes(title_text="breaches")
     return fig
 
 
@@ -399,21 +430,22 @@ def gold_compliance_figure(data: DashboardData, *, goal: float = DEFAULT_GOAL) -
     """Gold compliance per month, first response and resolution, with the management goal."""
     fig = go.Figure()
     frame = data.compliance[data.compliance["tier"] == "gold"]
-    for metric, color in (("first_response", "#d98e04"), ("resolution", "#7a4f01")):
+    for metric, color, dash_style in (("first_response", TIER_COLORS["gold"], "solid"),
+                                      ("resolution", TIER_COLORS["gold"], "dot")):
         rows = {r.month: r for r in frame[frame["metric"] == metric].itertuples()}
         ys = [(_val(rows[m].rate) if m in rows else None) for m in data.months]
         custom = [[fmt_month(m), fmt_rate(y), fmt_int(rows[m].met if m in rows else 0),
                    fmt_int(rows[m].breached if m in rows else 0)] for m, y in zip(data.months, ys)]
         fig.add_trace(go.Scatter(
             x=data.months, y=ys, customdata=custom, name=METRIC_LABELS[metric], mode="lines+markers",
-            line=dict(color=color, width=2.5),
+            line=dict(color=color, width=2.5, dash=dash_style),
             hovertemplate=(f"<b>Gold - {esc(METRIC_LABELS[metric])}</b><br>%{{customdata[0]}}: <b>%{{customdata[1]}}</b><br>"
                            "met %{customdata[2]} · breached %{customdata[3]}<extra></extra>"),
             **_monthly_trace_kwargs(),
         ))
     fig.add_trace(go.Scatter(
         x=[_month_start(data.months[0]).isoformat(), _month_after(data.months[-1]).isoformat()],
-        y=[goal, goal], mode="lines", name=f"Management goal {fmt_rate(goal)}",
+        y=[goal, goal], mode="lines", name=f"Management goal {fmt_goal(goal)}",
         line=dict(color="#b3261e", width=1.5, dash="dash"), hoverinfo="skip"))
     rated = frame["rate"].dropna()
     y_min = max(0.0, min(goal, float(rated.min()) if len(rated) else goal) - 0.05)
@@ -424,24 +456,84 @@ def gold_compliance_figure(data: DashboardData, *, goal: float = DEFAULT_GOAL) -
     return fig
 
 
-def gold_reconciliation_figure(data: DashboardData) -> go.Figure:
-    """Gold invoice reconciliation lines by status (count), with the EUR sums in the hover."""
-    frame = data.gold_reconciliation
-    statuses = list(frame["status"])
-    labels = [esc(STATUS_LABELS.get(s, s)) for s in statuses]
-    custom = [[fmt_int(r.lines), fmt_eur(r.owed_eur), fmt_eur(r.invoiced_eur), fmt_eur(r.difference_eur)]
-              for r in frame.itertuples()]
-    colors = ["#2a9d8f" if s == "ok" else "#b3261e" for s in statuses]
-    fig = go.Figure(go.Bar(
-        y=labels, x=[int(v) for v in frame["lines"]], orientation="h", customdata=custom, marker_color=colors,
-        text=[fmt_int(v) for v in frame["lines"]], textposition="outside", cliponaxis=False, name="lines",
-        hovertemplate=("<b>%{y}</b>: %{customdata[0]} lines<br>owed %{customdata[1]}<br>"
-                       "invoiced %{customdata[2]}<br>difference %{customdata[3]}<extra></extra>"),
-    ))
-    _base_layout(fig, height=300)
-    fig.update_layout(showlegend=False, margin=dict(l=190, r=40, t=20))
-    fig.update_xaxes(title_text="reconciliation lines")
-    fig.update_yaxes(autorange="reversed", type="category")
+def severity_compliance_figure(data: DashboardData) -> go.Figure:
+    """Compliance per month and severity (the severity that applies to the metric), first response |
+    resolution; points with fewer than MIN_RATED rated incidents are gaps (their counts in the hover)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[METRIC_LABELS[m] for m in ("first_response", "resolution")],
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    frame = data.compliance_severity
+    goal = float(data.goal)
+    for col, metric in enumerate(("first_response", "resolution"), start=1):
+        for key in (ALL, *TIERS):
+            for sev in (1, 2, 3, 4):
+                part = frame[(frame["tier"] == key) & (frame["metric"] == metric) & (frame["severity"] == sev)]
+                rows = {r.month: r for r in part.itertuples()}
+                if not any(int(r.rated) for r in rows.values()):
+                    continue
+                ys, custom = [], []
+                for m in data.months:
+                    r = rows.get(m)
+                    ys.append(None if r is None else _val(r.rate))
+                    custom.append([fmt_month(m), rate_or_counts(0, 0) if r is None else rate_or_counts(r.met, r.breached),
+                                   fmt_int(0 if r is None else r.pending)])
+                fig.add_trace(go.Scatter(
+                    x=data.months, y=ys, customdata=custom, name=f"Severity {sev}", legendgroup=f"sev{sev}",
+                    showlegend=col == 1, mode="lines+markers", connectgaps=False,
+                    line=dict(color=SEVERITY_LINE_COLORS[sev], width=3 if sev == 1 else 1.8),
+                    marker=dict(size=6 if sev == 1 else 4),
+                    hovertemplate=(f"<b>Severity {sev} – {esc(METRIC_LABELS[metric])}</b> ({esc(TIER_LABELS[key])})<br>"
+                                   "%{customdata[0]}: <b>%{customdata[1]}</b><br>pending %{customdata[2]}<extra></extra>"),
+                    meta=_meta([key]), visible=_visible([key]), **_monthly_trace_kwargs(),
+                ), row=1, col=col)
+        fig.add_trace(go.Scatter(
+            x=[_month_start(data.months[0]).isoformat(), _month_after(data.months[-1]).isoformat()],
+            y=[goal, goal], mode="lines", name=f"Goal {fmt_goal(goal)}", legendgroup="goal", showlegend=col == 1,
+            line=dict(color="#6b7785", width=1.2, dash="dash"), hoverinfo="skip"), row=1, col=col)
+    rated = frame["rate"].dropna()
+    y_min = max(0.0, min(goal, float(rated.min()) if len(rated) else goal) - 0.05)
+    _base_layout(fig, height=360)
+    fig.update_yaxes(tickformat=".0%", range=[y_min, 1.02])
+    fig.update_yaxes(title_text="compliance rate", row=1, col=1)
+    fig.update_layout(margin=dict(t=80), legend=dict(y=1.14))
+    _month_axis(fig, data, default_period(data))
+    return fig
+
+
+def times_figure(data: DashboardData) -> go.Figure:
+    """Median and 90th percentile business time per month, first response | resolution."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[METRIC_LABELS[m] for m in ("first_response", "resolution")],
+                        horizontal_spacing=0.08)
+    frame = data.times
+    for col, metric in enumerate(("first_response", "resolution"), start=1):
+        for key in (ALL, *TIERS):
+            part = frame[(frame["tier"] == key) & (frame["metric"] == metric)]
+            rows = {r.month: r for r in part.itertuples()}
+            if not any(int(r.measured) for r in rows.values()):
+                continue
+            for stat, column, dash_style in (("Median", "median_seconds", "solid"), ("90th percentile", "p90_seconds", "dot")):
+                ys, custom = [], []
+                for m in data.months:
+                    r = rows.get(m)
+                    secs = None if r is None else _val(getattr(r, column))
+                    ys.append(None if secs is None else int(secs) / 3600)
+                    custom.append([fmt_month(m), fmt_duration(secs) if secs is not None else
+                                   ("fewer than 5 measured" if column == "p90_seconds" and r is not None else filters.DASH),
+                                   fmt_int(0 if r is None else r.measured)])
+                fig.add_trace(go.Scatter(
+                    x=data.months, y=ys, customdata=custom, name=stat, legendgroup=stat, showlegend=col == 1,
+                    mode="lines+markers", connectgaps=False,
+                    line=dict(color=TIER_COLORS[key], width=2.5 if stat == "Median" else 1.8, dash=dash_style),
+                    marker=dict(size=5),
+                    hovertemplate=(f"<b>{esc(stat)} – {esc(METRIC_LABELS[metric])}</b> ({esc(TIER_LABELS[key])})<br>"
+                                   "%{customdata[0]}: <b>%{customdata[1]}</b> business time<br>"
+                                   "%{customdata[2]} measured<extra></extra>"),
+                    meta=_meta([key]), visible=_visible([key]), **_monthly_trace_kwargs(),
+                ), row=1, col=col)
+    _base_layout(fig, height=340)
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_yaxes(title_text="business hours", row=1, col=1)
+    fig.update_layout(margin=dict(t=80), legend=dict(y=1.14))
+    _month_axis(fig, data, default_period(data))
     return fig
 
 
@@ -455,13 +547,14 @@ class FigureSpec:
 def build_figures(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> list[FigureSpec]:
     return [
         FigureSpec("fig-compliance", compliance_figure(data, goal=goal), True),
+        FigureSpec("fig-severity", severity_compliance_figure(data), True),
+        FigureSpec("fig-times", times_figure(data), True),
         FigureSpec("fig-volume-severity", volume_severity_figure(data), True),
         FigureSpec("fig-volume-tier", volume_tier_figure(data), True),
         FigureSpec("fig-open-age", open_age_figure(data), False),
         FigureSpec("fig-top-breaches", top_breaches_figure(data), False),
         FigureSpec("fig-quota", quota_figure(data), True),
         FigureSpec("fig-gold-compliance", gold_compliance_figure(data, goal=goal), True),
-        FigureSpec("fig-gold-reconciliation", gold_reconciliation_figure(data), False),
     ]
 
 
@@ -482,9 +575,8 @@ def _delta(cur, prev, *, kind: str, better: str) -> dict:
         return {"text": "no comparison", "cls": "flat", "value": None}
     diff = cur - prev
     if kind == "rate":
-        pp = (Decimal(repr(float(cur))) - Decimal(repr(float(prev)))) * 100
-        pp = pp.quantize(Decimal("0.1"))
-        text = f"{'+' if pp > 0 else ''}{pp} pp"
+        pp = gap_pp(cur, prev)
+        text = fmt_pp(pp)
         sign = (pp > 0) - (pp < 0)
     else:
         text = f"{'+' if diff > 0 else ''}{fmt_int(diff)}"
@@ -497,34 +589,84 @@ def _delta(cur, prev, *, kind: str, better: str) -> dict:
     return {"text": f"{arrow} {text}", "cls": cls, "value": float(diff)}
 
 
+def months_under_goal(data: DashboardData, tier: str, metric: str, last: int = 12) -> tuple[int, int]:
+    """(months under the goal, months rated) among the last `last` months of the compliance frame."""
+    frame = data.compliance
+    months = data.months[-last:]
+    part = frame[(frame["tier"] == tier) & (frame["metric"] == metric) & frame["month"].isin(months)]
+    rates = [float(r) for r in part["rate"] if not _is_missing(r)]
+    return sum(r < float(data.goal) for r in rates), len(rates)
+
+
+def _rate_tile(data: DashboardData, key: str, label: str, tier: str, metric: str, met: int, breached: int,
+               rate, prev_rate) -> dict:
+    """A compliance tile: value coloured against the goal, the gap to the goal, the trend secondary."""
+    goal = float(data.goal)
+    rated = met + breached
+    tile = {"key": key, "label": label, "value": rate, "text": rate_or_counts(met, breached),
+            "sub": f"{fmt_int(met)} met · {fmt_int(breached)} breached",
+            "delta": _delta(rate, prev_rate, kind="rate", better="up")}
+    if rate is None or rated < MIN_RATED:
+        has_target = any(terms[METRICS.index(metric)] is not None
+                         for (t, _), terms in data.target_terms.items() if tier == ALL or t == tier)
+        if not rated and not has_target:  # e.g. Professional resolution: measured, never rated
+            tile.update(text="no target", sub=f"{TIER_LABELS[tier]} has no {METRIC_LABELS[metric].lower()} targets")
+        tile.update(cls="neutral", goal_text=f"goal {fmt_goal(goal)} · too few rated for a rate" if rated
+                    else f"goal {fmt_goal(goal)} · nothing rated", gap=None)
+        if not rated and not has_target:
+            tile["goal_text"] = "times are measured, not rated"
+        return tile
+    gap = gap_pp(rate, goal)
+    under, months = months_under_goal(data, tier, metric)
+    tile.update(cls="below" if gap < 0 else "meets", gap=str(gap),
+                goal_text=f"goal {fmt_goal(goal)} · {fmt_pp(gap)}",
+                streak=f"under the goal in {under} of the last {months} months" if months > 1 else "")
+    return tile
+
+
+def oldest_tile(data: DashboardData, tier: str) -> dict:
+    o = data.open_summary[tier]
+    if o.oldest_created_at is None:
+        return {"key": "oldest_open", "label": "Oldest open incident", "value": None, "text": filters.DASH,
+                "sub": "nothing open at the cut-off", "delta": None, "cls": "neutral"}
+    created = o.oldest_created_at.astimezone(ZoneInfo(data.timezone))
+    return {"key": "oldest_open", "label": "Oldest open incident", "value": o.oldest_ticket_id,
+            "text": fmt.since(created, LANG),
+            "sub": f"{o.oldest_ticket_id} · Sev {o.oldest_severity} · {o.oldest_customer_name or o.oldest_customer_id}",
+            "goal_text": f"{fmt_int(o.older_than_6_months)} open for more than 6 months",
+            "cls": "below" if o.older_than_6_months else "neutral", "delta": None,
+            "created": _local(o.oldest_created_at, data.timezone), "older": o.older_than_6_months}
+
+
 def kpi_tiles(data: DashboardData, tier: str) -> list[dict]:
     cur = data.kpi(tier, data.reporting_month)
     prev = data.kpi(tier, data.previous_month)
     o = data.open_summary[tier]
     vs = f"vs {fmt_month_short(data.previous_month)}"
     tiles = [
-        {"key": "incidents", "label": "Incidents opened", "value": cur.incidents, "text": fmt_int(cur.incidents),
-         "sub": f"{fmt_int(cur.incidents_over_quota)} beyond the included quota",
-         "delta": _delta(cur.incidents, prev.incidents, kind="count", better="none")},
-        {"key": "fr_rate", "label": "First response compliance", "value": cur.fr_rate, "text": fmt_rate(cur.fr_rate),
-         "sub": f"{fmt_int(cur.fr_met)} met · {fmt_int(cur.fr_breached)} breached",
-         "delta": _delta(cur.fr_rate, prev.fr_rate, kind="rate", better="up")},
-        {"key": "res_rate", "label": "Resolution compliance", "value": cur.res_rate, "text": fmt_rate(cur.res_rate),
-         "sub": f"{fmt_int(cur.res_met)} met · {fmt_int(cur.res_breached)} breached",
-         "delta": _delta(cur.res_rate, prev.res_rate, kind="rate", better="up")},
+        _rate_tile(data, "fr_rate", "First response compliance", tier, "first_response",
+                   cur.fr_met, cur.fr_breached, cur.fr_rate, prev.fr_rate),
+        _rate_tile(data, "res_rate", "Resolution compliance", tier, "resolution",
+                   cur.res_met, cur.res_breached, cur.res_rate, prev.res_rate),
         {"key": "breaches", "label": "Breaches", "value": cur.breaches, "text": fmt_int(cur.breaches),
          "sub": "first response + resolution",
          "delta": _delta(cur.breaches, prev.breaches, kind="count", better="down")},
-        {"key": "customers_over_quota", "label": "Customers over quota", "value": cur.customers_over_quota,
-         "text": fmt_int(cur.customers_over_quota), "sub": "more incidents than included",
-         "delta": _delta(cur.customers_over_quota, prev.customers_over_quota, kind="count", better="down")},
         {"key": "open", "label": "Open at cut-off", "value": o.open, "text": fmt_int(o.open),
          "sub": f"{fmt_int(o.breached)} breached · {fmt_int(o.due_soon)} due ≤ 1 business day",
          "delta": None},
+        oldest_tile(data, tier),
+        {"key": "incidents", "label": "Incidents opened", "value": cur.incidents, "text": fmt_int(cur.incidents),
+         "sub": f"{fmt_int(cur.incidents_over_quota)} beyond the included quota",
+         "delta": _delta(cur.incidents, prev.incidents, kind="count", better="none")},
+        {"key": "customers_over_quota", "label": "Customers over quota", "value": cur.customers_over_quota,
+         "text": fmt_int(cur.customers_over_quota), "sub": "more incidents than included",
+         "delta": _delta(cur.customers_over_quota, prev.customers_over_quota, kind="count", better="down")},
     ]
     for t in tiles:
         t["vs"] = vs
-        t["raw"] = "" if t["value"] is None else repr(t["value"])
+        t["raw"] = "" if t["value"] is None else (t["value"] if isinstance(t["value"], str) else repr(t["value"]))
+        for k, v in (("cls", "neutral"), ("goal_text", ""), ("streak", ""), ("gap", None)):
+            t.setdefault(k, v)
     return tiles
 
 
@@ -538,55 +680,67 @@ def _local(ts, tz: str) -> str:
     return ts.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
 
 
-#: at most this many at-risk rows per tier filter value (due soon first, then breached; most severe first)
-AT_RISK_ROWS = 150
+def _name(value) -> str:
+    return "" if _is_missing(value) else str(value)
 
 
-def at_risk_selection(data: DashboardData, limit: int = AT_RISK_ROWS):
-    """Open incidents breached or due soon, in the query's order, capped per tier filter value.
-
-    Returns (frame, show_for per row, total per filter value). Due-soon incidents come first: they
-    can still be saved."""
-    frame = data.open_incidents
-    frame = frame[frame["risk"].isin(["breached", "due_soon"])]
-    frame = frame.assign(_order=(frame["risk"] != "due_soon").astype(int)).sort_values("_order", kind="stable")
-    shown: dict[int, list[str]] = {}
-    totals = {}
-    for key in (ALL, *TIERS):
-        part = frame if key == ALL else frame[frame["tier"] == key]
-        totals[key] = len(part)
-        for pos in part.index[:limit]:
-            shown.setdefault(pos, []).append(key)
-    frame = frame[frame.index.isin(list(shown))]
-    return frame, [" ".join(shown[i]) for i in frame.index], totals
+def _search(*parts) -> str:
+    return " ".join(_name(p) for p in parts).lower()
 
 
-def at_risk_rows(data: DashboardData) -> list[dict]:
-    frame, show_for, _ = at_risk_selection(data)
+def age_text(r, tz: str) -> str:
+    """Business time up to a month ('13 h 19 min'), calendar words beyond ('since Dec 2024')."""
+    if bool(r.older_than_a_month):
+        return fmt.since(r.created_at.astimezone(ZoneInfo(tz)), LANG)
+    return fmt_duration(r.age_business_seconds)
+
+
+def open_rows(data: DashboardData) -> list[dict]:
+    """Every open incident at the cut-off: breached and due soon first (the query's order)."""
     rows = []
-    for r, shown_for in zip(frame.itertuples(), show_for):
+    tz = data.timezone
+    frame = data.open_incidents
+    order = {"due_soon": 0, "breached": 1, "on_track": 2, "no_target": 3}
+    frame = frame.assign(_o=frame["risk"].map(order)).sort_values("_o", kind="stable")
+    for r in frame.itertuples():
         state = r.risk
+        states = (("first_response", r.fr_state), ("resolution", r.res_state))
         if state == "breached":
-            which = [METRIC_LABELS[m] for m, s in (("first_response", r.fr_state), ("resolution", r.res_state))
-                     if s == "breached"]
-            detail = f"overdue by {fmt_hours(_val(r.overdue_seconds), data.business_day_seconds)}"
+            which = [METRIC_LABELS[m] for m, s in states if s == "breached"]
+            since_ts = _val(r.breached_since)
+            if since_ts is not None and since_ts.astimezone(ZoneInfo(tz)) + dt.timedelta(days=30) <= data.as_of:
+                due = "overdue " + fmt.since(since_ts.astimezone(ZoneInfo(tz)), LANG)
+            else:
+                due = f"overdue by {fmt_duration(_val(r.overdue_seconds))}"
+        elif state in ("due_soon", "on_track"):
+            which = [METRIC_LABELS[m] for m, s in states if s == state]
+            remaining = [int(v) for v, (_, s) in zip((r.fr_remaining, r.res_remaining), states)
+                         if s == state and not _is_missing(v)]
+            due = _local(_val(r.due_at), tz)
+            if remaining and state == "due_soon":
+                due += f" ({fmt_duration(min(remaining))} left)"
         else:
-            which = [METRIC_LABELS[m] for m, s in (("first_response", r.fr_state), ("resolution", r.res_state))
-                     if s == "due_soon"]
-            remaining = [int(v) for v, s in ((r.fr_remaining, r.fr_state), (r.res_remaining, r.res_state))
-                         if s == "due_soon" and not _is_missing(v)]
-            detail = f"{fmt_hours(min(remaining), data.business_day_seconds)} left" if remaining else ""
+            which, due = [], "no target"
         rows.append({
-            "show_for": shown_for, "ticket_id": r.ticket_id, "customer_id": r.customer_id,
-            "customer_name": "" if _is_missing(r.customer_name) else r.customer_name,
+            "show_for": _show_for(r.tier), "ticket_id": r.ticket_id, "customer_id": r.customer_id,
+            "customer_name": _name(r.customer_name), "search": _search(r.ticket_id, r.customer_id, r.customer_name),
             "tier": TIER_LABELS.get(r.tier, r.tier), "severity": int(r.severity),
             "status": filters.status(r.current_status, LANG) if r.current_status in filters.STATUSES[LANG]
             else r.current_status,
-            "created": _local(r.created_at, data.timezone), "age": fmt_hours(r.age_business_seconds, data.business_day_seconds),
-            "risk": state, "risk_label": RISK_LABELS[state], "metrics": ", ".join(which), "detail": detail,
-            "due": _local(_val(r.due_at), data.timezone) if state == "due_soon" else filters.DASH,
+            "created": _local(r.created_at, tz), "age": age_text(r, tz),
+            "risk": state, "risk_label": RISK_LABELS[state], "metrics": ", ".join(which), "due": due,
         })
     return rows
+
+
+def breach_rows(data: DashboardData) -> list[dict]:
+    return [{
+        "show_for": _show_for(r.tier), "ticket_id": r.ticket_id, "customer_id": r.customer_id,
+        "customer_name": _name(r.customer_name), "search": _search(r.ticket_id, r.customer_id, r.customer_name),
+        "tier": TIER_LABELS.get(r.tier, r.tier), "severity": filters.DASH if _is_missing(r.severity) else int(r.severity),
+        "metric": METRIC_LABELS[r.metric], "over": f"+{fmt_duration(r.over_seconds)}",
+        "created": _local(r.created_at, data.timezone), "still_open": bool(r.still_open),
+    } for r in data.breaches.itertuples()]
 
 
 def top_breach_rows(data: DashboardData) -> list[dict]:
@@ -594,7 +748,7 @@ def top_breach_rows(data: DashboardData) -> list[dict]:
     for r in data.top_breaches.sort_values(["tier", "rank"]).itertuples():
         rows.append({
             "show_for": r.tier, "rank": int(r.rank), "customer_id": r.customer_id,
-            "customer_name": "" if _is_missing(r.customer_name) else r.customer_name,
+            "customer_name": _name(r.customer_name), "search": _search(r.customer_id, r.customer_name),
             "tier": TIER_LABELS.get(r.customer_tier, r.customer_tier), "tier_key": r.customer_tier,
             "breaches": fmt_int(r.breaches), "fr": fmt_int(r.fr_breaches), "res": fmt_int(r.res_breaches),
             "incidents": fmt_int(r.incidents), "over_quota": fmt_int(r.over_quota),
@@ -606,68 +760,85 @@ def top_breach_rows(data: DashboardData) -> list[dict]:
 
 def quota_rows(data: DashboardData) -> list[dict]:
     return [{
-        "show_for": _show_for(r.tier), "customer_id": r.customer_id,
-        "customer_name": "" if _is_missing(r.customer_name) else r.customer_name,
+        "show_for": _show_for(r.tier), "customer_id": r.customer_id, "customer_name": _name(r.customer_name),
+        "search": _search(r.customer_id, r.customer_name),
         "tier": TIER_LABELS.get(r.tier, r.tier), "incidents": fmt_int(r.incidents), "quota": fmt_int(r.quota),
         "over_quota": fmt_int(r.over_quota), "months_over": fmt_int(r.months_over_quota),
     } for r in data.quota_customers.itertuples()]
 
 
-def gold_rows(data: DashboardData) -> list[dict]:
+def renewal_rows(data: DashboardData) -> list[dict]:
     rows = []
-    for r in data.gold_problems.itertuples():
+    for r in data.renewal_watch.itertuples():
+        fr = rate_or_counts(r.fr_met, r.fr_breached)
+        res = rate_or_counts(r.res_met, r.res_breached)
+        goal = float(data.goal)
         rows.append({
-            "status": r.status, "status_label": STATUS_LABELS.get(r.status, r.status),
-            "customer_id": r.customer_id, "customer_name": "" if _is_missing(r.customer_name) else r.customer_name,
-            "invoice_id": filters.DASH if _is_missing(r.invoice_id) else r.invoice_id,
-            "period": f"{r.period_start} – {r.period_end}", "owed": fmt_eur(r.owed_eur),
-            "invoiced": fmt_eur(r.invoiced_eur), "difference": fmt_eur(r.difference_eur),
+            "customer_id": r.customer_id, "customer_name": _name(r.customer_name),
+            "search": _search(r.customer_id, r.customer_name), "manager": _name(r.account_manager),
+            "ends": r.valid_to.date().isoformat() if hasattr(r.valid_to, "date") else str(r.valid_to),
+            "kind": r.kind, "days_left": int(r.days_left), "incidents": fmt_int(r.incidents),
+            "breaches": int(r.breaches), "sev1": int(r.sev1_breached), "fr": fr, "res": res,
+            "fr_below": not _is_missing(r.fr_rate) and float(r.fr_rate) < goal,
+            "res_below": not _is_missing(r.res_rate) and float(r.res_rate) < goal,
+            "open": fmt_int(r.open_now), "open_breached": int(r.open_breached),
         })
     return rows
+
+
+def open_item_rows(data: DashboardData) -> list[dict]:
+    return [{
+        "customer_id": r.customer_id, "customer_name": _name(r.customer_name),
+        "search": _search(r.customer_id, r.customer_name), "year": int(r.year),
+        "owed": fmt_money(r.owed_eur), "invoiced": fmt_money(r.invoiced_eur),
+        "to_invoice": fmt_money(r.to_invoice_eur) if r.to_invoice_eur else "",
+        "to_credit": fmt_money(r.to_credit_eur) if r.to_credit_eur else "",
+    } for r in data.open_items.itertuples()]
 
 
 def gold_tiles(data: DashboardData) -> list[dict]:
     cur = data.kpi("gold", data.reporting_month)
     prev = data.kpi("gold", data.previous_month)
     g = data.gold_summary
+    t = data.open_items_totals
     vs = f"vs {fmt_month_short(data.previous_month)}"
     tiles = [
-        {"key": "gold_fr_rate", "label": "Gold first response", "value": cur.fr_rate, "text": fmt_rate(cur.fr_rate),
-         "sub": f"{fmt_int(cur.fr_met)} met · {fmt_int(cur.fr_breached)} breached",
-         "delta": _delta(cur.fr_rate, prev.fr_rate, kind="rate", better="up")},
-        {"key": "gold_res_rate", "label": "Gold resolution", "value": cur.res_rate, "text": fmt_rate(cur.res_rate),
-         "sub": f"{fmt_int(cur.res_met)} met · {fmt_int(cur.res_breached)} breached",
-         "delta": _delta(cur.res_rate, prev.res_rate, kind="rate", better="up")},
+        _rate_tile(data, "gold_fr_rate", "Gold first response", "gold", "first_response",
+                   cur.fr_met, cur.fr_breached, cur.fr_rate, prev.fr_rate),
+        _rate_tile(data, "gold_res_rate", "Gold resolution", "gold", "resolution",
+                   cur.res_met, cur.res_breached, cur.res_rate, prev.res_rate),
         {"key": "gold_customers", "label": "Gold customers at cut-off", "value": g.gold_customers_at_cutoff,
          "text": fmt_int(g.gold_customers_at_cutoff),
-         "sub": f"{fmt_int(cur.customers_over_quota)} over quota in {fmt_month_short(data.reporting_month)}",
+         "sub": f"with a Gold contract in force on the cut-off day · {len(data.renewal_watch)} on renewal watch",
          "delta": None},
-        {"key": "gold_problems", "label": "Billing lines to check", "value": g.problem_lines,
-         "text": fmt_int(g.problem_lines),
-         "sub": f"of {fmt_int(g.reconciliation_lines)} lines · net difference {fmt_eur(g.difference_eur)}",
-         "delta": None},
+        {"key": "to_invoice", "label": "To invoice", "value": t.to_invoice_eur, "text": fmt_money(t.to_invoice_eur),
+         "sub": f"{fmt_int(t.to_invoice_items)} open items (customer-years owed more than invoiced)",
+         "delta": None, "cls": "below" if t.to_invoice_eur else "neutral"},
+        {"key": "to_credit", "label": "To credit", "value": t.to_credit_eur, "text": fmt_money(t.to_credit_eur),
+         "sub": f"{fmt_int(t.to_credit_items)} open items (customer-years invoiced more than owed)",
+         "delta": None, "cls": "below" if t.to_credit_eur else "neutral"},
     ]
-    for t in tiles:
-        t["vs"] = vs
-        t["raw"] = "" if t["value"] is None else repr(t["value"])
+    for tile in tiles:
+        tile["vs"] = vs
+        value = tile["value"]
+        tile["raw"] = "" if value is None else (str(value) if isinstance(value, Decimal) else repr(value))
+        for k, v in (("cls", "neutral"), ("goal_text", ""), ("streak", ""), ("gap", None)):
+            tile.setdefault(k, v)
     return tiles
 
 
 def target_rows(data: DashboardData) -> list[dict]:
-    def fmt(seconds):
-        if _is_missing(seconds):
-            return "no target"
-        seconds = int(seconds)
-        bd = data.business_day_seconds
-        if seconds >= 3 * bd and seconds % bd == 0:
-            return f"{seconds // bd} business days"
-        return f"{seconds / 3600:g} business hours"
-    return [{"tier": TIER_LABELS.get(r.tier, r.tier), "severity": int(r.severity),
-             "first_response": fmt(r.first_response_seconds), "resolution": fmt(r.resolution_seconds)}
-            for r in data.targets.itertuples()]
+    return [{"tier": TIER_LABELS.get(tier, tier), "severity": sev,
+             "first_response": fmt.target(fr, LANG, none_text="no target"),
+             "resolution": fmt.target(res, LANG, none_text="no target")}
+            for (tier, sev), (fr, res) in sorted(data.target_terms.items(),
+                                                 key=lambda kv: (TIERS.index(kv[0][0]) if kv[0][0] in TIERS else 9,
+                                                                 kv[0][1]))]
 
 
 def dashboard_context(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> dict:
+    if Decimal(repr(float(goal))) != data.goal:  # one goal on tiles and charts alike
+        data = dataclasses.replace(data, goal=Decimal(repr(float(goal))))
     figures = build_figures(data, goal=goal)
     periods = period_options(data)
     config = {
@@ -680,6 +851,12 @@ def dashboard_context(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> dic
         "period_labels": {str(p): label for p, label in periods},
     }
     tz = data.timezone
+    customers = {}
+    for frame in (data.open_incidents, data.breaches, data.top_breaches, data.quota_customers,
+                  data.renewal_watch, data.open_items):
+        for r in frame.itertuples():
+            customers.setdefault(r.customer_id, _name(r.customer_name))
+    config["customers"] = customers
     return {
         "lang": LANG,
         "tz": tz,
@@ -692,19 +869,23 @@ def dashboard_context(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> dic
         "previous_month": fmt_month(data.previous_month),
         "first_month": fmt_month(data.months[0]),
         "breach_window": f"{fmt_month(data.breach_window[0])} – {fmt_month(data.breach_window[-1])}",
-        "goal": fmt_rate(goal),
+        "goal": fmt_goal(goal),
+        "min_rated": MIN_RATED,
+        "renewal_days": RENEWAL_WATCH_DAYS,
         "tiers": [(ALL, TIER_LABELS[ALL]), *((t, TIER_LABELS[t]) for t in TIERS)],
         "periods": periods,
         "default_period": default_period(data),
         "kpis": {tier: kpi_tiles(data, tier) for tier in (ALL, *TIERS)},
         "gold_tiles": gold_tiles(data),
-        "at_risk": at_risk_rows(data),
-        "at_risk_totals": at_risk_selection(data)[2],
-        "at_risk_limit": AT_RISK_ROWS,
+        "open_rows": open_rows(data),
         "open_summary": data.open_summary,
+        "breach_rows": breach_rows(data),
         "top_breaches": top_breach_rows(data),
         "quota_customers": quota_rows(data),
-        "gold_problems": gold_rows(data),
+        "renewals": renewal_rows(data),
+        "open_items": open_item_rows(data),
+        "open_items_totals": {"to_invoice": fmt_money(data.open_items_totals.to_invoice_eur),
+                              "to_credit": fmt_money(data.open_items_totals.to_credit_eur)},
         "targets": target_rows(data),
         "quotas": [(TIER_LABELS[t], data.quotas.get(t)) for t in TIERS],
         "business_day_hours": f"{data.business_day_seconds / 3600:g}",
@@ -712,7 +893,7 @@ def dashboard_context(data: DashboardData, *, goal: float = DEFAULT_GOAL) -> dic
         "config_json": script_json(config),
         "plotly_js": Markup(get_plotlyjs()),
         "generated_from": "DuckDB warehouse: incident_sla, monthly_sla_view, monthly_quota_view, "
-                          "gold_reconciliation, contracts, business_calendar, sla_targets",
+                          "gold_open_items, contracts, invoices, business_calendar, sla_targets",
     }
 
 

@@ -30,14 +30,19 @@ import pandas as pd
 from sla.db import read_sql
 from sla.months import last_complete_month, month_range, shift_month
 from sla.policy import Policy
+from sla.report_data.customer import policy_target
 from sla.report_data.models import (
-    AGE_BUCKETS_HOURS,
+    AGE_BUCKETS,
     ALL,
+    MIN_RATED,
+    RENEWAL_WATCH_DAYS,
     TIERS,
     DashboardData,
     GoldSummary,
     KpiValues,
+    OpenItemsTotals,
     OpenSummary,
+    Target,
 )
 
 
@@ -149,7 +154,7 @@ def kpi_values(con, months: list[str]) -> dict[tuple[str, str], KpiValues]:
     return out
 
 
-def open_incidents(con, business_day_seconds: int) -> pd.DataFrame:
+def open_incidents(con, business_day_seconds: int, timezone: str = "Europe/Berlin") -> pd.DataFrame:
     """Incidents not resolved at the cut-off, with age and risk.
 
     * ``age_business_seconds``: business time from creation to the cut-off.
@@ -161,6 +166,12 @@ def open_incidents(con, business_day_seconds: int) -> pd.DataFrame:
     * ``due_at``: first response due instant while it is running, else the instant the
       resolution target is reached if the clock keeps running from the cut-off
       (NULL when breached or without target).
+    * ``age_bucket``: index into AGE_BUCKETS: business time since creation below one calendar
+      month (< 1 business day, 1-5 business days, 5 business days up to a month), calendar time
+      from one month on (1-3 months, 3-6 months, > 6 months; local calendar months).
+    * ``breached_since``: the instant the worst running metric was breached: the first response
+      due instant, or the business-calendar instant that lies the resolution overdue time before
+      the cut-off (exact unless the clock was paused after the breach, which makes it later).
     """
     return _df(con, """
         WITH o AS (
@@ -183,7 +194,7 @@ def open_incidents(con, business_day_seconds: int) -> pd.DataFrame:
             SELECT o.ticket_id, o.customer_id, n.customer_name, coalesce(o.tier, 'no contract') AS tier,
                    o.resolution_severity AS severity, o.current_status, o.created_at, o.month,
                    greatest(cut.cut_clock - k.created_clock, 0) AS age_business_seconds,
-                   cut.cut_clock,
+                   cut.cut_clock, timezone(?, o.created_at) AS created_local, timezone(?, o.as_of) AS as_of_local,
                    CASE WHEN o.first_response_at IS NULL AND o.first_response_target_seconds IS NOT NULL
                         THEN o.first_response_target_seconds - o.first_response_elapsed_business_seconds END AS fr_remaining,
                    CASE WHEN o.first_response_at IS NULL THEN o.first_response_due_at END AS fr_due_at,
@@ -216,6 +227,11 @@ def open_incidents(con, business_day_seconds: int) -> pd.DataFrame:
                    to_timestamp(c.open_epoch + (r.res_goal - c.cum_before)) AS res_due_at
             FROM (SELECT ticket_id, res_goal FROM risk WHERE res_state IN ('due_soon', 'on_track')) r
             ASOF LEFT JOIN business_calendar c ON r.res_goal > c.cum_before
+        ), res_breach AS (
+            SELECT r.ticket_id,
+                   to_timestamp(c.open_epoch + (r.res_goal - c.cum_before)) AS res_breached_at
+            FROM (SELECT ticket_id, res_goal FROM risk WHERE res_state = 'breached') r
+            ASOF LEFT JOIN business_calendar c ON r.res_goal > c.cum_before
         )
         SELECT r.ticket_id, r.customer_id, r.customer_name, r.tier, r.severity, r.current_status,
                r.created_at, r.month, r.age_business_seconds,
@@ -230,19 +246,20 @@ def open_incidents(con, business_day_seconds: int) -> pd.DataFrame:
                -- business seconds by which the worst breached metric is overdue
                CASE WHEN r.risk = 'breached' THEN
                     greatest(CASE WHEN r.fr_state = 'breached' THEN -r.fr_remaining ELSE 0 END,
-                             CASE WHEN r.res_state = 'breached' THEN -r.res_remaining ELSE 0 END) END AS overdue_seconds
-        FROM risk r LEFT JOIN res_due d USING (ticket_id)
+                             CASE WHEN r.res_state = 'breached' THEN -r.res_remaining ELSE 0 END) END AS overdue_seconds,
+               least(CASE WHEN r.fr_state = 'breached' THEN r.fr_due_at END,
+                     CASE WHEN r.res_state = 'breached' THEN b.res_breached_at END) AS breached_since,
+               CASE WHEN r.created_local + INTERVAL 6 MONTH <= r.as_of_local THEN 5
+                    WHEN r.created_local + INTERVAL 3 MONTH <= r.as_of_local THEN 4
+                    WHEN r.created_local + INTERVAL 1 MONTH <= r.as_of_local THEN 3
+                    WHEN r.age_business_seconds >= 5 * ? THEN 2
+                    WHEN r.age_business_seconds >= ? THEN 1
+                    ELSE 0 END AS age_bucket,
+               r.created_local + INTERVAL 1 MONTH <= r.as_of_local AS older_than_a_month
+        FROM risk r LEFT JOIN res_due d USING (ticket_id) LEFT JOIN res_breach b USING (ticket_id)
         ORDER BY CASE r.risk WHEN 'breached' THEN 0 WHEN 'due_soon' THEN 1 WHEN 'on_track' THEN 2 ELSE 3 END,
                  r.severity, r.age_business_seconds DESC, r.ticket_id
-    """, [business_day_seconds, business_day_seconds])
-
-
-def age_bucket(age_business_seconds: int) -> int:
-    """Index into AGE_BUCKETS_HOURS for an age in business seconds."""
-    for i, (lo, hi) in enumerate(AGE_BUCKETS_HOURS):
-        if hi is None or age_business_seconds < hi * 3600:
-            return i
-    raise AssertionError("unreachable")
+    """, [timezone, timezone, *[business_day_seconds] * 4])
 
 
 def open_by_age(opened: pd.DataFrame) -> pd.DataFrame:
@@ -250,8 +267,8 @@ def open_by_age(opened: pd.DataFrame) -> pd.DataFrame:
     cols = ["tier", "bucket", "risk", "incidents"]
     if opened.empty:
         return pd.DataFrame(columns=cols)
-    frame = opened[["tier", "age_business_seconds", "risk"]].copy()
-    frame["bucket"] = frame["age_business_seconds"].map(lambda s: age_bucket(int(s)))
+    frame = opened[["tier", "age_bucket", "risk"]].rename(columns={"age_bucket": "bucket"})
+    frame = frame.astype({"bucket": int})
     per_tier = frame.groupby(["tier", "bucket", "risk"], as_index=False).size()
     overall = frame.groupby(["bucket", "risk"], as_index=False).size().assign(tier=ALL)
     out = pd.concat([per_tier, overall], ignore_index=True).rename(columns={"size": "incidents"})
@@ -385,13 +402,179 @@ def gold_summary(con, as_of: dt.datetime, tz) -> GoldSummary:
 
 
 def open_summaries(opened: pd.DataFrame) -> dict[str, OpenSummary]:
-    """Counts of the open-incident rows (already computed in SQL) per tier and overall."""
+    """Counts of the open-incident rows (already computed in SQL) per tier and overall, and the
+    oldest open incident (earliest creation, then ticket id)."""
     out = {}
     for tier in (ALL, *TIERS):
         part = opened if tier == ALL else opened[opened["tier"] == tier]
+        oldest = {}
+        if len(part):
+            r = part.sort_values(["created_at", "ticket_id"]).iloc[0]
+            name = r["customer_name"]
+            oldest = dict(oldest_ticket_id=r["ticket_id"], oldest_created_at=r["created_at"].to_pydatetime(),
+                          oldest_customer_id=r["customer_id"],
+                          oldest_customer_name=None if pd.isna(name) else name,
+                          oldest_severity=int(r["severity"]))
         out[tier] = OpenSummary(tier, int(len(part)), int((part["risk"] == "breached").sum()),
-                                int((part["risk"] == "due_soon").sum()))
+                                int((part["risk"] == "due_soon").sum()),
+                                older_than_6_months=int((part["age_bucket"] == AGE_BUCKETS.index("gt_6m")).sum()),
+                                **oldest)
     return out
+
+
+def compliance_by_severity(con, first: str, last: str) -> pd.DataFrame:
+    """Per month x tier (and 'all') x metric x severity (the one that applies to the metric): counts,
+    and the rate only from MIN_RATED rated incidents on (NULL below: shown as counts)."""
+    return _df(con, """
+        SELECT month, CASE WHEN grouping(tier) = 1 THEN 'all' ELSE tier END AS tier, metric, severity,
+               sum(met)::BIGINT AS met, sum(breached)::BIGINT AS breached, sum(pending)::BIGINT AS pending,
+               (sum(met) + sum(breached))::BIGINT AS rated,
+               CASE WHEN sum(met) + sum(breached) >= ? THEN sum(met) / (sum(met) + sum(breached)) END AS rate
+        FROM monthly_sla_view
+        WHERE month BETWEEN ? AND ? AND severity IS NOT NULL
+        GROUP BY GROUPING SETS ((month, metric, severity, tier), (month, metric, severity))
+        HAVING grouping(tier) = 1 OR tier IS NOT NULL
+        ORDER BY month, tier, metric, severity
+    """, [MIN_RATED, first, last])
+
+
+def times_by_month(con, first: str, last: str) -> pd.DataFrame:
+    """Median and 90th percentile business time per month x tier (and 'all') x metric, over the
+    finished clocks of incidents opened in the month (as the customer PDFs compute them: DuckDB's
+    median and quantile_cont, rounded to the second). P90 only from MIN_RATED measured values."""
+    return _df(con, """
+        WITH m AS (
+            SELECT month, tier, 'first_response' AS metric, first_response_business_seconds AS secs
+            FROM incident_sla WHERE month BETWEEN ? AND ?
+            UNION ALL
+            SELECT month, tier, 'resolution', resolution_business_seconds
+            FROM incident_sla WHERE month BETWEEN ? AND ?
+        )
+        SELECT month, CASE WHEN grouping(tier) = 1 THEN 'all' ELSE tier END AS tier, metric,
+               count(secs)::BIGINT AS measured,
+               CAST(round(median(secs)) AS BIGINT) AS median_seconds,
+               CASE WHEN count(secs) >= ? THEN CAST(round(quantile_cont(secs, 0.9)) AS BIGINT) END AS p90_seconds
+        FROM m
+        GROUP BY GROUPING SETS ((month, metric, tier), (month, metric))
+        HAVING grouping(tier) = 1 OR tier IS NOT NULL
+        ORDER BY month, tier, metric
+    """, [first, last, first, last, MIN_RATED])
+
+
+def breached_incidents(con, first: str, last: str) -> pd.DataFrame:
+    """Every breached metric of the incidents opened in [first, last] (one row per incident and
+    metric), with the time over target; the drill-down behind "Most breaches"."""
+    return _df(con, """
+        WITH names AS (
+            SELECT customer_id, arg_max(customer_name, valid_from) AS customer_name
+            FROM contracts GROUP BY customer_id
+        ), m AS (
+            SELECT ticket_id, customer_id, tier, month, created_at, resolved_at, 'first_response' AS metric,
+                   first_response_severity AS severity,
+                   coalesce(first_response_business_seconds, first_response_elapsed_business_seconds)
+                       - first_response_target_seconds AS over_seconds
+            FROM incident_sla WHERE month BETWEEN ? AND ? AND first_response_met = false
+            UNION ALL
+            SELECT ticket_id, customer_id, tier, month, created_at, resolved_at, 'resolution', resolution_severity,
+                   coalesce(resolution_business_seconds, resolution_elapsed_business_seconds)
+                       - resolution_target_seconds
+            FROM incident_sla WHERE month BETWEEN ? AND ? AND resolution_met = false
+        )
+        SELECT m.ticket_id, m.customer_id, n.customer_name, m.tier, m.month, m.created_at, m.metric,
+               m.severity, m.over_seconds, m.resolved_at IS NULL AS still_open
+        FROM m LEFT JOIN names n USING (customer_id)
+        ORDER BY m.severity, m.created_at, m.ticket_id, m.metric
+    """, [first, last, first, last])
+
+
+def renewal_watch(con, day: dt.date, first: str, last: str, *, days: int = RENEWAL_WATCH_DAYS) -> pd.DataFrame:
+    """Gold customers whose Gold term ends in (day, day + days], with their Gold incidents opened in
+    [first, last]: breaches and compliance (rates only from MIN_RATED rated incidents), and their open
+    and breached-open incidents now.
+
+    The term end is the contract's end date (``kind = 'contract ends'``) when the Gold contract has
+    one and no later Gold contract follows it; for an open-ended Gold contract in force at `day`, it
+    is the end of the annual period paid so far: the latest period end of its invoices issued by
+    `day` (``kind = 'annual term ends'``), i.e. the next renewal invoice is due.
+    """
+    return _df(con, """
+        WITH fixed AS (
+            SELECT c.customer_id, c.valid_to AS term_end, 'contract ends' AS kind
+            FROM contracts c
+            WHERE c.tier = 'gold' AND c.valid_to IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM contracts d WHERE d.customer_id = c.customer_id AND d.tier = 'gold'
+                                                          AND d.valid_from > c.valid_to)
+        ), open_ended AS (
+            SELECT c.customer_id, max(i.period_end) AS term_end, 'annual term ends' AS kind
+            FROM contracts c JOIN invoices i ON i.customer_id = c.customer_id
+            WHERE c.tier = 'gold' AND c.valid_to IS NULL AND c.valid_from <= ?::DATE
+              AND i.issued_on <= ?::DATE AND i.amount_eur > 0
+            GROUP BY c.customer_id
+        ), names AS (
+            SELECT customer_id, arg_max(customer_name, valid_from) AS customer_name,
+                   arg_max(account_manager, valid_from) AS account_manager
+            FROM contracts GROUP BY customer_id
+        ), ending AS (
+            SELECT t.customer_id, n.customer_name, n.account_manager, t.term_end AS valid_to, t.kind
+            FROM (SELECT * FROM fixed UNION ALL SELECT * FROM open_ended) t JOIN names n USING (customer_id)
+            WHERE t.term_end > ?::DATE AND t.term_end <= ?::DATE + to_days(?::INTEGER)
+        ), inc AS (
+            SELECT customer_id,
+                   count(*) AS incidents,
+                   count(*) FILTER (WHERE first_response_met) AS fr_met,
+                   count(*) FILTER (WHERE NOT first_response_met) AS fr_breached,
+                   count(*) FILTER (WHERE resolution_met) AS res_met,
+                   count(*) FILTER (WHERE NOT resolution_met) AS res_breached,
+                   count(*) FILTER (WHERE created_severity = 1
+                                      AND (first_response_met = false OR resolution_met = false)) AS sev1_breached
+            FROM incident_sla WHERE tier = 'gold' AND month BETWEEN ? AND ? GROUP BY customer_id
+        ), open_now AS (
+            SELECT customer_id, count(*) AS open_now,
+                   count(*) FILTER (WHERE resolution_met = false
+                                      OR (first_response_at IS NULL AND first_response_met = false)) AS open_breached
+            FROM incident_sla WHERE resolved_at IS NULL GROUP BY customer_id
+        )
+        SELECT e.customer_id, e.customer_name, e.account_manager, e.valid_to, e.kind,
+               datediff('day', ?::DATE, e.valid_to)::BIGINT AS days_left,
+               coalesce(i.incidents, 0)::BIGINT AS incidents,
+               coalesce(i.fr_met, 0)::BIGINT AS fr_met, coalesce(i.fr_breached, 0)::BIGINT AS fr_breached,
+               coalesce(i.res_met, 0)::BIGINT AS res_met, coalesce(i.res_breached, 0)::BIGINT AS res_breached,
+               (coalesce(i.fr_breached, 0) + coalesce(i.res_breached, 0))::BIGINT AS breaches,
+               coalesce(i.sev1_breached, 0)::BIGINT AS sev1_breached,
+               CASE WHEN i.fr_met + i.fr_breached >= ? THEN i.fr_met / (i.fr_met + i.fr_breached) END AS fr_rate,
+               CASE WHEN i.res_met + i.res_breached >= ? THEN i.res_met / (i.res_met + i.res_breached) END AS res_rate,
+               coalesce(o.open_now, 0)::BIGINT AS open_now, coalesce(o.open_breached, 0)::BIGINT AS open_breached
+        FROM ending e LEFT JOIN inc i USING (customer_id) LEFT JOIN open_now o USING (customer_id)
+        ORDER BY e.valid_to, e.customer_id
+    """, [day, day, day, day, days, first, last, day, MIN_RATED, MIN_RATED])
+
+
+def open_items(con) -> tuple[pd.DataFrame, OpenItemsTotals]:
+    """The rows of gold_open_items with the customer's name, and their totals (exact Decimal):
+    the same sums as the finance report's page 1."""
+    frame = _exact_df(con, """
+        WITH names AS (
+            SELECT customer_id, arg_max(customer_name, valid_from) AS customer_name
+            FROM contracts GROUP BY customer_id
+        )
+        SELECT o.customer_id, n.customer_name, o.year, o.owed_eur, o.invoiced_eur, o.difference_eur,
+               o.to_invoice_eur, o.to_credit_eur
+        FROM gold_open_items o LEFT JOIN names n USING (customer_id)
+        ORDER BY o.to_invoice_eur + o.to_credit_eur DESC, o.customer_id, o.year
+    """)
+    row = con.execute("""
+        SELECT coalesce(sum(to_invoice_eur), 0), count(*) FILTER (WHERE to_invoice_eur > 0),
+               coalesce(sum(to_credit_eur), 0), count(*) FILTER (WHERE to_credit_eur > 0)
+        FROM gold_open_items
+    """).fetchone()
+    return frame, OpenItemsTotals(row[0], int(row[1]), row[2], int(row[3]))
+
+
+def target_terms(policy: Policy) -> dict[tuple[str, int], tuple[Target | None, Target | None]]:
+    """The policy's own wording of every target, for the Targets table."""
+    hours = policy.calendar.business_day_seconds / 3600
+    return {(tier, sev): (policy_target(t.first_response, hours), policy_target(t.resolution, hours))
+            for tier, tp in policy.tiers.items() for sev, t in sorted(tp.targets.items())}
 
 
 # --------------------------------------------------------------------------- entry point
@@ -430,10 +613,12 @@ def load_dashboard_data(con, policy: Policy, *, months: int = 24, top: int = 10)
     month_list = month_range(min(first, reporting), reporting)
     window = month_range(shift_month(reporting, -2), reporting)
 
-    opened = open_incidents(con, bds)
+    opened = open_incidents(con, bds, policy.calendar.timezone)
     targets = _df(con, "SELECT tier, severity, first_response_seconds, resolution_seconds FROM sla_targets "
                        "ORDER BY CASE tier WHEN 'professional' THEN 0 WHEN 'enterprise' THEN 1 ELSE 2 END, severity")
     quotas = dict(con.execute("SELECT tier, monthly_incident_quota FROM sla_tiers").fetchall())
+    items, items_totals = open_items(con)
+    last_year = month_range(shift_month(reporting, -11), reporting)
     return DashboardData(
         as_of=as_of,
         timezone=policy.calendar.timezone,
@@ -457,4 +642,11 @@ def load_dashboard_data(con, policy: Policy, *, months: int = 24, top: int = 10)
         targets=targets,
         quotas={k: int(v) for k, v in quotas.items()},
         kpis=kpi_values(con, [previous, reporting]),
+        compliance_severity=compliance_by_severity(con, month_list[0], reporting),
+        times=times_by_month(con, month_list[0], reporting),
+        breaches=breached_incidents(con, window[0], window[-1]),
+        renewal_watch=renewal_watch(con, as_of.astimezone(tz).date(), last_year[0], reporting),
+        open_items=items,
+        open_items_totals=items_totals,
+        target_terms=target_terms(policy),
     )

@@ -412,8 +412,18 @@ TIERS = ("professional", "enterprise", "gold")
 METRICS = ("first_response", "resolution")
 #: Risk states of an open incident, worst first.
 RISK_STATES = ("breached", "due_soon", "on_track", "no_target")
-#: Age buckets of open incidents: (label, lower bound in business hours, upper bound or None).
-AGE_BUCKETS_HOURS = ((0, 4), (4, 8), (8, 16), (16, 40), (40, 80), (80, 160), (160, None))
+#: The management goal for compliance rates: the ONE place it is set (README "Management
+#: dashboard"). A goal for the dashboard's tiles and charts, not a contractual target.
+MANAGEMENT_GOAL = Decimal("0.95")
+#: A rate needs at least this many rated incidents, a 90th percentile this many measured values;
+#: below it the dashboard shows counts ("3 of 4 met") or a dash (sla-semantics.md section 7).
+MIN_RATED = 5
+#: Age buckets of open incidents, youngest first. The first three are business time since creation
+#: (1 business day, 5 business days = a business week); from one calendar month on the buckets are
+#: calendar time, because business hours stop meaning anything for incidents months old.
+AGE_BUCKETS = ("lt_1bd", "1_5bd", "5bd_1m", "1_3m", "3_6m", "gt_6m")
+#: Gold contracts ending within this many days after the cut-off's local date are on renewal watch.
+RENEWAL_WATCH_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -436,12 +446,18 @@ class KpiValues:
 
 @dataclass(frozen=True)
 class OpenSummary:
-    """Open incidents at the cut-off for one tier (or 'all')."""
+    """Open incidents at the cut-off for one tier (or 'all'), with the oldest of them."""
 
     tier: str
     open: int
     breached: int
     due_soon: int
+    older_than_6_months: int = 0
+    oldest_ticket_id: str | None = None
+    oldest_created_at: dt.datetime | None = None
+    oldest_customer_id: str | None = None
+    oldest_customer_name: str | None = None
+    oldest_severity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -452,6 +468,17 @@ class GoldSummary:
     owed_eur: object  # Decimal, exact
     invoiced_eur: object
     difference_eur: object
+
+
+@dataclass(frozen=True)
+class OpenItemsTotals:
+    """Sum over the view gold_open_items (every customer-year with something to invoice or to
+    credit, any year): the figures of the finance report's page 1. Never netted."""
+
+    to_invoice_eur: Decimal
+    to_invoice_items: int
+    to_credit_eur: Decimal
+    to_credit_items: int
 
 
 @dataclass
@@ -467,7 +494,7 @@ class DashboardData:
     volume: pd.DataFrame  # month, tier, severity, incidents
     volume_tier: pd.DataFrame  # month, tier, incidents
     open_incidents: pd.DataFrame  # one row per open incident at the cut-off (see open_incidents())
-    open_by_age: pd.DataFrame  # tier, bucket, bucket_label, risk, incidents
+    open_by_age: pd.DataFrame  # tier, bucket (index into AGE_BUCKETS), risk, incidents
     open_summary: dict[str, OpenSummary]
     top_breaches: pd.DataFrame  # tier (filter key), rank, customer_id, customer_name, customer_tier, ...
     quota_monthly: pd.DataFrame  # month, tier, customers_over, incidents_over, customers
@@ -478,8 +505,20 @@ class DashboardData:
     targets: pd.DataFrame  # tier, severity, first_response_seconds, resolution_seconds
     quotas: dict[str, int]
     kpis: dict[tuple[str, str], KpiValues] = field(default_factory=dict)  # (tier, month) -> values
+    #: month, tier (and 'all'), metric, severity, met, breached, pending, rated, rate (NULL below MIN_RATED)
+    compliance_severity: pd.DataFrame | None = None
+    #: month, tier (and 'all'), metric, measured, median_seconds, p90_seconds (NULL below MIN_RATED)
+    times: pd.DataFrame | None = None
+    #: breached incident-metrics of incidents opened in the breach window (one row per incident and metric)
+    breaches: pd.DataFrame | None = None
+    #: Gold contracts ending within RENEWAL_WATCH_DAYS after the cut-off, with their last 12 months
+    renewal_watch: pd.DataFrame | None = None
+    #: rows of gold_open_items with the customer's name (exact Decimal money)
+    open_items: pd.DataFrame | None = None
+    open_items_totals: OpenItemsTotals | None = None
+    #: (tier, severity) -> (first response, resolution) as the policy words them (None: no target)
+    target_terms: dict[tuple[str, int], tuple[Target | None, Target | None]] = field(default_factory=dict)
+    goal: Decimal = MANAGEMENT_GOAL
 
     def kpi(self, tier: str, month: str) -> KpiValues:
         return self.kpis[(tier, month)]
-
-
