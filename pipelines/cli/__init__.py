@@ -18,7 +18,7 @@ from connectors.demo_export import write_demo_export
 from pipelines.cli.deliver import add_deliver_parser
 from pipelines.cli.serve import serve
 from pipelines.cli.sync import add_sync_parser
-from pipelines.settings import ConfigError, UsageError, parse_as_of
+from pipelines.settings import ConfigError, UsageError, load_settings, parse_as_of
 from sla.months import parse_month
 from sla.policy import PolicyError
 from sla.report_data.customer import NoSuchCustomer
@@ -58,7 +58,7 @@ def _run_pipeline(args) -> int:
     outcome = run_all(
         export_dir=str(export_dir), db_path=args.db, out_dir=args.out, as_of=as_of,
         month=_parse_month(args.month), policy_path=args.policy, strict=args.strict, years=args.year,
-        progress=_progress,
+        progress=_progress, csv_locale=load_settings().csv_locale,
     )
     print(outcome.summary_text())
     return 0 if outcome.completed else 1
@@ -90,7 +90,7 @@ def cmd_report(args) -> int:
         from pipelines.orchestrate import render_billing
 
         print(render_billing(db_path=args.db, out_dir=args.out, year=args.year, policy_path=args.policy,
-                             progress=_progress))
+                             progress=_progress, csv_locale=load_settings().csv_locale))
         return 0
     from pipelines.orchestrate import render_reports
 
