@@ -191,6 +191,7 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
         if title == RECONCILE_STEP:
             wanted = billing_years(db_path, cutoff_year, asked_years)
             outcome.warnings += [f"no billing report for {y}: not a year of the data"
+                                 + (" (its open items are on page 1 of every billing report)" if y > cutoff_year else "")
                                  for y in wanted if str(y) not in known_years]
             extra = [y for y in wanted if str(y) in known_years and y not in years]
             years = sorted([*years, *extra])
