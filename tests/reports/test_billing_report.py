@@ -554,3 +554,36 @@ def test_csv_locale_setting(monkeypatch):
     monkeypatch.setenv("SLA_CSV_LOCALE", "fr")
     with pytest.raises(ConfigError, match="SLA_CSV_LOCALE"):
         load_settings()
+
+
+def test_readme_worked_example_duplicate_then_credit_note(tmp_path):
+    """README "Worked example": an annual invoice across New Year, a duplicate, a credit note."""
+    contracts = [contract("EX", "gold", "2025-10-01", name="Example GmbH")]
+    annual = invoice("INV-A", "EX", "2025-10-01", "2025-10-01", "2026-09-30", "17988.00")
+    duplicate = invoice("INV-B", "EX", "2026-02-01", "2026-01-01", "2026-03-31", "4497.00")
+    credit = invoice("INV-C", "EX", "2026-03-15", "2026-01-01", "2026-03-31", "-4497.00")
+    as_of = dt.datetime(2026, 4, 1, 12, tzinfo=UTC)
+
+    def report(invoices, name):
+        con = build_warehouse(write_export(tmp_path / name, [], [], contracts, invoices=invoices), as_of)
+        years = con.execute("SELECT year, owed_eur, invoiced_eur FROM gold_service_year ORDER BY 1").fetchall()
+        return build_billing_report(con, POLICY, 2026, as_of), years
+
+    vm, years = report([annual], "a")
+    assert years == [(2025, E("4497.00"), E("4497.00")), (2026, E("13491.00"), E("13491.00"))]
+    assert vm.open_items == ()
+
+    vm, _ = report([annual, duplicate], "ab")
+    (item,) = vm.open_items
+    assert (item.year, item.service.to_credit, item.service.to_invoice) == (2026, E("4497.00"), E("0.00"))
+    assert [(x.invoice_id, x.label, x.owed, x.difference) for x in item.causes] == [
+        ("INV-B", "double billing", E("0.00"), E("4497.00"))]
+    page_1 = render_billing_html(vm).split('class="issued')[0]
+    assert "EUR 4,497.00" in page_1 and "INV-B" in page_1
+
+    vm, _ = report([annual, duplicate, credit], "abc")
+    assert vm.open_items == () and (vm.open_to_invoice, vm.open_to_credit) == (E("0.00"), E("0.00"))
+    statuses = {x.invoice_id: x.label for c in vm.customers for x in c.invoices}
+    assert statuses == {"INV-B": "double billing", "INV-C": "credit note"}
+    assert {s.status: s.label for s in vm.by_status}["credit_note"] == "credit note"
+    assert '<span class="st st-open">credit note</span>' in render_billing_html(vm)
