@@ -36,6 +36,7 @@ class SlaSettings(dg.ConfigurableResource):
     policy_path: str = str(DEFAULT_POLICY_PATH)
     out_dir: str
     as_of: str | None = None  # ISO 8601 with offset; None = now
+    csv_locale: str = "en"  # finance CSV dialect (SLA_CSV_LOCALE): "en" or "de"
 
     def policy(self) -> Policy:
         return load_policy(self.policy_path)
@@ -160,10 +161,11 @@ class SmtpResource(dg.ConfigurableResource):
 
 def build_resources(*, export_dir: str, db_path: str, out_dir: str, as_of: str | None = None,
                     policy_path: str | None = None, ticket_source: TicketSourceResource | None = None,
-                    smtp: SmtpResource | None = None) -> dict:
+                    smtp: SmtpResource | None = None, csv_locale: str = "en") -> dict:
     return {
         "warehouse": WarehouseResource(path=db_path),
-        "settings": SlaSettings(out_dir=out_dir, as_of=as_of, policy_path=policy_path or str(DEFAULT_POLICY_PATH)),
+        "settings": SlaSettings(out_dir=out_dir, as_of=as_of, policy_path=policy_path or str(DEFAULT_POLICY_PATH),
+                                csv_locale=csv_locale),
         "ticket_source": ticket_source or CsvExportResource(export_dir=export_dir),
         "smtp": smtp or SmtpResource(),
     }
@@ -233,4 +235,5 @@ def smtp_resource(settings: Settings, *, as_env_var: bool = True) -> SmtpResourc
 def resources_from_settings(settings: Settings) -> dict:
     return build_resources(
         export_dir=settings.export_dir, db_path=settings.db, out_dir=settings.out, as_of=settings.as_of,
-        policy_path=settings.policy, ticket_source=ticket_source_resource(settings), smtp=smtp_resource(settings))
+        policy_path=settings.policy, ticket_source=ticket_source_resource(settings), smtp=smtp_resource(settings),
+        csv_locale=settings.csv_locale)

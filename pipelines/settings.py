@@ -117,12 +117,13 @@ class Settings(BaseSettings):
     sync_overlap_minutes: float = Field(10, ge=0)
     deliver: bool = False
     mail_from: str = "sla-reports@localhost"
+    csv_locale: Literal["en", "de"] = "en"  # finance CSV dialect: en = , and 1499.00; de = ; and 1499,00
     rt: RtSettings = RtSettings()
     zendesk: ZendeskSettings = ZendeskSettings()
     jira: JiraSettings = JiraSettings()
     smtp: SmtpSettingsModel = SmtpSettingsModel()
 
-    @field_validator("source", mode="before")
+    @field_validator("source", "csv_locale", mode="before")
     @classmethod
     def _lower(cls, v):
         return v.strip().lower() if isinstance(v, str) else v

@@ -6,16 +6,18 @@ confined `TemplateOnlyFetcher` (only files under reports/templates and data: URI
 metadata (created = modified = the data's cut-off, no PDF identifier), so the same view model
 always gives the same bytes. English only.
 
-Money is formatted here, from `Decimal`, never float: `EUR 17,988.00`, `EUR -1,499.00`.
-The helpers are passed to the template in its context (the shared environment is not changed).
+Money goes through the one formatter, `reports.format.money` (from `Decimal`, never float):
+`EUR 17,988.00`, `EUR -1,499.00`. The helpers are passed to the template in its context (the
+shared environment is not changed). Sections are linked by their `anchor` (generated, never
+the customer id, which is data).
 """
 
 from __future__ import annotations
 
 import os
-from decimal import Decimal
 from pathlib import Path
 
+from reports.format import money
 from reports.render import TemplateOnlyFetcher, environment, html_to_pdf
 from sla.files import write_bytes_atomic
 from sla.report_data.models import GoldBillingReport
@@ -31,19 +33,8 @@ STATUS_CLASS = {
     "not_gold": "st-bad",
     "overlap": "st-bad",
     "not_invoiced": "st-open",
+    "credit_note": "st-open",
 }
-
-
-def eur(amount: Decimal | None, currency: str = "EUR") -> str:
-    """Decimal('17988') -> 'EUR 17,988.00'; Decimal('-1499') -> 'EUR -1,499.00'."""
-    if amount is None:
-        return "–"
-    if not isinstance(amount, Decimal):
-        raise TypeError(f"money must be a Decimal, got {type(amount).__name__}")
-    value = amount.quantize(Decimal("0.01"))
-    if value == 0:
-        value = abs(value)  # no 'EUR -0.00'
-    return f"{currency} {value:,.2f}"
 
 
 def month_abbr(month: str) -> str:
@@ -56,7 +47,10 @@ def billing_context(vm: GoldBillingReport) -> dict:
         "vm": vm,
         "lang": "en",
         "tz": vm.timezone,
-        "eur": lambda amount: eur(amount, vm.currency),
+        "money": lambda amount: money(amount, "en", vm.currency),
+        "sections": {c.customer_id: c for c in vm.customers},
+        "runs": [x for c in vm.customers for x in c.unbilled],
+        "quota_by_month": lambda section: {q.month: q for q in section.quota},
         "month_abbr": month_abbr,
         "status_class": lambda status: STATUS_CLASS.get(status, "st-bad"),
     }
@@ -75,7 +69,8 @@ def write_billing_pdf(vm: GoldBillingReport, path: str | os.PathLike) -> Path:
     return write_bytes_atomic(render_billing_pdf(vm), path)
 
 
-def report_paths(out_dir: str | os.PathLike, year: int) -> tuple[Path, Path]:
-    """(`<out>/billing/gold-billing-<YYYY>.pdf`, `<out>/billing/gold-reconciliation-<YYYY>.csv`)."""
+def report_paths(out_dir: str | os.PathLike, year: int) -> tuple[Path, Path, Path]:
+    """`<out>/billing/`: `gold-billing-<YYYY>.pdf`, `gold-reconciliation-<YYYY>.csv` and `.xlsx`."""
     folder = Path(out_dir) / "billing"
-    return folder / f"gold-billing-{year:04d}.pdf", folder / f"gold-reconciliation-{year:04d}.csv"
+    return (folder / f"gold-billing-{year:04d}.pdf", folder / f"gold-reconciliation-{year:04d}.csv",
+            folder / f"gold-reconciliation-{year:04d}.xlsx")

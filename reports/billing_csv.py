@@ -1,4 +1,10 @@
-"""The Gold reconciliation as a spreadsheet-safe CSV for finance."""
+"""The Gold reconciliation for spreadsheets: a formula-safe CSV (English or German dialect) and an
+.xlsx beside it with amounts as numbers in a EUR number format (issue 14).
+
+Rows (`sla.report_data.billing.reconciliation_rows`): the year's lines (the PDF's: invoices issued
+in the year, unbilled runs touching it) plus every line causing an open item of any year
+(`open_item_years` names those years). Status in plain words, the same as in the PDF.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,21 @@ import datetime as dt
 import io
 import os
 from decimal import Decimal
+from typing import Literal
 
 from sla.files import write_bytes_atomic
 
-CSV_COLUMNS = ("customer_id", "customer_name", "invoice_id", "issued_on", "period_start", "period_end",
-               "owed_eur", "invoiced_eur", "difference_eur", "status")
+CSV_COLUMNS = ("customer_id", "customer_name", "account_manager", "invoice_id", "issued_on", "period_start",
+               "period_end", "days", "owed_eur", "invoiced_eur", "difference_eur", "status", "open_item_years")
+MONEY_COLUMNS = ("owed_eur", "invoiced_eur", "difference_eur")
+OPEN_ITEM_COLUMNS = ("customer_id", "customer_name", "account_manager", "year", "owed_eur", "invoiced_eur",
+                     "to_invoice_eur", "to_credit_eur")
+CsvLocale = Literal["en", "de"]
+#: (delimiter, decimal separator) per dialect: German-locale Excel splits on ';' and reads '1499,00'
+DIALECTS: dict[str, tuple[str, str]] = {"en": (",", "."), "de": (";", ",")}
+#: EUR number format of the .xlsx amounts (shown with the reader's own separators)
+EUR_FORMAT = '#,##0.00 "EUR";-#,##0.00 "EUR"'
+DATE_FORMAT = "yyyy-mm-dd"
 
 # ---- CSV export --------------------------------------------------------------------------------
 #: A text cell starting with one of these is read as a formula (or, for TAB / CR / LF, can be
@@ -30,11 +46,17 @@ def neutralise_cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
 
 
-def _csv_cell(value) -> str:
+def _dialect(locale: str) -> tuple[str, str]:
+    if locale not in DIALECTS:
+        raise ValueError(f"csv locale must be one of {', '.join(DIALECTS)}, got {locale!r}")
+    return DIALECTS[locale]
+
+
+def _csv_cell(value, decimal_sep: str = ".") -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return f"{value:.2f}"
+        return f"{value:.2f}".replace(".", decimal_sep)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, int) and not isinstance(value, bool):
@@ -42,18 +64,74 @@ def _csv_cell(value) -> str:
     return neutralise_cell(str(value))
 
 
-def write_reconciliation_csv(rows, path: str | os.PathLike) -> int:
-    """Write the year's reconciliation lines (the PDF's selection) as CSV; returns the line count.
+def write_reconciliation_csv(rows, path: str | os.PathLike, locale: CsvLocale = "en") -> int:
+    """Write the reconciliation rows (`CSV_COLUMNS`) as CSV; returns the line count.
 
-    UTF-8 with a byte order mark (so Excel detects the encoding), comma-separated, CRLF, one
-    header row (`CSV_COLUMNS`). Written to a temporary file beside `path`, fsynced, then
-    renamed over it (`os.replace`): readers see the old file or the new one, never half of one.
+    UTF-8 with a byte order mark (so Excel detects the encoding), CRLF, one header row.
+    `en`: comma-separated, decimal point (`-1499.00`); `de`: semicolon-separated, decimal comma
+    (`-1499,00`), as German-locale Excel opens it on a double-click. No thousands separator.
+    Written to a temporary file beside `path`, fsynced, then renamed over it (`os.replace`):
+    readers see the old file or the new one, never half of one.
     """
+    delimiter, decimal_sep = _dialect(locale)
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([_csv_cell(v) for v in row])
+        writer.writerow([_csv_cell(v, decimal_sep) for v in row])
     write_bytes_atomic(buffer.getvalue().encode("utf-8-sig"), path)
     return len(rows)
 
+
+# ---- xlsx export -------------------------------------------------------------------------------
+def _xlsx_sheet(ws, columns, rows, money_columns, widths) -> None:
+    from openpyxl.styles import Font
+
+    ws.append(list(columns))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for r, row in enumerate(rows, start=2):
+        for c, (name, value) in enumerate(zip(columns, row), start=1):
+            cell = ws.cell(row=r, column=c)
+            if value is None:
+                continue
+            if isinstance(value, Decimal):
+                cell.value = value  # a number, exact to the cent
+                cell.number_format = EUR_FORMAT
+            elif isinstance(value, (dt.date, int)) and not isinstance(value, bool):
+                cell.value = value
+                if isinstance(value, dt.date):
+                    cell.number_format = DATE_FORMAT
+            else:
+                # text: neutralised like the CSV, and stored as a string, never as a formula
+                cell.value = neutralise_cell(str(value))
+                cell.data_type = "s"
+    for c, width in enumerate(widths, start=1):
+        ws.column_dimensions[ws.cell(row=1, column=c).column_letter].width = width
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = ws.dimensions
+
+
+def write_reconciliation_xlsx(rows, path: str | os.PathLike, open_items=(), *,
+                              created: dt.datetime | None = None) -> int:
+    """The same rows as an .xlsx (sheet "Reconciliation"; sheet "Open items" with `OPEN_ITEM_COLUMNS`).
+
+    Amounts are numbers with the EUR number format `EUR_FORMAT`, dates are dates, text cells
+    are neutralised as in the CSV and stored as strings. Written atomically; returns the line count.
+    """
+    from openpyxl import Workbook  # imported here: only the export needs it
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Reconciliation"
+    _xlsx_sheet(ws, CSV_COLUMNS, rows, MONEY_COLUMNS,
+                (11, 32, 26, 16, 11, 11, 11, 6, 15, 15, 15, 14, 14))
+    _xlsx_sheet(wb.create_sheet("Open items"), OPEN_ITEM_COLUMNS, list(open_items),
+                ("owed_eur", "invoiced_eur", "to_invoice_eur", "to_credit_eur"), (11, 32, 26, 7, 15, 15, 15, 15))
+    if created is not None:
+        stamp = created.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        wb.properties.created = wb.properties.modified = stamp
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    write_bytes_atomic(buffer.getvalue(), path)
+    return len(rows)

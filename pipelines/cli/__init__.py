@@ -64,7 +64,7 @@ def _run_pipeline(args) -> int:
     outcome = run_all(
         export_dir=args.export_dir or ".", ticket_source=source, db_path=args.db, out_dir=args.out, as_of=as_of,
         month=_parse_month(args.month), policy_path=args.policy, strict=args.strict, years=args.year,
-        progress=_progress,
+        progress=_progress, csv_locale=settings.csv_locale,
     )
     print(outcome.summary_text())
     return 0 if outcome.completed else 1
@@ -96,7 +96,7 @@ def cmd_report(args) -> int:
         from pipelines.orchestrate import render_billing
 
         print(render_billing(db_path=args.db, out_dir=args.out, year=args.year, policy_path=args.policy,
-                             progress=_progress))
+                             progress=_progress, csv_locale=load_settings().csv_locale))
         return 0
     from pipelines.orchestrate import render_reports
 

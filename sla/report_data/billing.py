@@ -1,9 +1,16 @@
-"""The yearly Gold billing report for finance: view model and CSV export (issue 4).
+"""The yearly Gold billing report for finance: view model and export rows (issues 4 and 14).
 
 Domain side, no Dagster and no templates: a DuckDB connection (with `contracts`,
 `gold_reconciliation` and `incident_sla`) and the policy in, `GoldBillingReport` out.
 
 Choices (sla-semantics.md section 5, last bullet; also in the README):
+- Page 1: the year's service view (`gold_service_year` of the year, all customers) and every
+  open item of any year (`gold_open_items`), each with the lines causing it: the customer's
+  lines that are not ok and whose Gold days (`gold_pieces`) or invoice parts
+  (`gold_invoice_parts`) fall in that year. To invoice and to credit are summed separately.
+- Sections: problem customers (an open item of any year, or a line of the year that is not ok)
+  first, then the others, each group by customer id; a year covered by an invoice issued earlier
+  names it (`covered_by`: invoices issued before the year that own Gold days in it).
 - The report for year Y holds the invoices *issued* in Y and the runs of unbilled Gold days
   that *touch* Y (a run from 2025-12-17 to 2026-09-15 appears, in full, in the 2025 and the
   2026 report). Totals (owed, invoiced, difference) are the sums of exactly these lines, so
@@ -41,16 +48,19 @@ from sla.report_data.models import (
     GoldCustomerSection,
     GoldPeriod,
     MetricSummary,
+    OpenItem,
     QuotaMonth,
+    ServiceYear,
     StatusTotal,
     Totals,
 )
 
 #: the lines of a year: invoices issued in it, unbilled runs touching it (parameters: first
 #: and last day of the year, twice)
-_YEAR_LINES_SQL = """
-SELECT customer_id, invoice_id, issued_on, period_start, period_end,
-       owed_eur, invoiced_eur, difference_eur, status
+_LINE_COLUMNS = """customer_id, invoice_id, issued_on, period_start, period_end,
+       owed_eur, invoiced_eur, difference_eur, status, gold_days"""
+_YEAR_LINES_SQL = f"""
+SELECT {_LINE_COLUMNS}
 FROM gold_reconciliation
 WHERE (invoice_id IS NOT NULL AND issued_on BETWEEN ? AND ?)
    OR (invoice_id IS NULL AND period_start <= ? AND period_end >= ?)
@@ -67,9 +77,88 @@ def year_bounds(year: int) -> tuple[dt.date, dt.date]:
 def year_lines(con, year: int) -> list[BillingLine]:
     first, last = year_bounds(year)
     rows = con.execute(_YEAR_LINES_SQL, [first, last, last, first]).fetchall()
-    return [BillingLine(customer_id=r[0], invoice_id=r[1], issued_on=r[2], period_start=r[3], period_end=r[4],
-                        owed=_money(r[5]), invoiced=_money(r[6]), difference=_money(r[7]), status=r[8])
-            for r in rows]
+    return [_line(r) for r in rows]
+
+
+def _line(r) -> BillingLine:
+    return BillingLine(customer_id=r[0], invoice_id=r[1], issued_on=r[2], period_start=r[3], period_end=r[4],
+                       owed=_money(r[5]), invoiced=_money(r[6]), difference=_money(r[7]), status=r[8],
+                       gold_days=int(r[9] or 0))
+
+
+def service_years(con, year: int | None = None) -> dict[tuple[str, int], ServiceYear]:
+    """(customer_id, year) -> its row of `gold_service_year` (all years, or one)."""
+    sql = ("SELECT customer_id, year, owed_eur, invoiced_eur, to_invoice_eur, to_credit_eur "
+           "FROM gold_service_year")
+    rows = con.execute(sql + (" WHERE year = ?" if year is not None else ""),
+                       [year] if year is not None else []).fetchall()
+    return {(r[0], r[1]): ServiceYear(owed=_money(r[2]), invoiced=_money(r[3]), to_invoice=_money(r[4]),
+                                      to_credit=_money(r[5])) for r in rows}
+
+
+def open_item_keys(con) -> list[tuple[str, int]]:
+    """(customer_id, year) of every open item (`gold_open_items`), any year."""
+    return [tuple(r) for r in con.execute("SELECT customer_id, year FROM gold_open_items ORDER BY 1, 2").fetchall()]
+
+
+def open_item_years(con) -> list[int]:
+    """The years with an open item: `sla run` renders the report of each."""
+    if not _table_exists(con, "gold_service_year"):
+        return []
+    return [r[0] for r in con.execute("SELECT DISTINCT year FROM gold_open_items ORDER BY 1").fetchall()]
+
+
+def _cause_lines(con, keys) -> dict[tuple[str, int], tuple[BillingLine, ...]]:
+    """The lines (status not ok) of each open item's customer whose days or invoice parts fall in its year."""
+    if not keys:
+        return {}
+    customers = sorted({k[0] for k in keys})
+    rows = con.execute(f"""
+        WITH years AS (
+            SELECT DISTINCT invoice_id, customer_id, year FROM gold_invoice_parts
+            UNION SELECT DISTINCT invoice_id, customer_id, year FROM gold_pieces)
+        SELECT {_LINE_COLUMNS.replace('customer_id', 'r.customer_id').replace('invoice_id', 'r.invoice_id')},
+               y.year
+        FROM gold_reconciliation r JOIN years y
+          ON y.customer_id = r.customer_id
+         AND (y.invoice_id = r.invoice_id
+              OR (y.invoice_id IS NULL AND r.invoice_id IS NULL
+                  AND y.year BETWEEN year(r.period_start) AND year(r.period_end)))
+        WHERE r.status <> 'ok' AND list_contains(?, r.customer_id)
+        ORDER BY r.customer_id, y.year, r.period_start, r.invoice_rank NULLS LAST
+        """, [customers]).fetchall()
+    found: dict[tuple[str, int], list[BillingLine]] = defaultdict(list)
+    wanted = set(keys)
+    for r in rows:
+        k = (r[0], r[10])
+        if k in wanted:
+            line = _line(r[:10])
+            if line not in found[k]:
+                found[k].append(line)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _covering_lines(con, year: int) -> dict[str, tuple[BillingLine, ...]]:
+    """customer_id -> invoices issued before the year that own Gold days in it ("covered by")."""
+    first, _ = year_bounds(year)
+    rows = con.execute(f"""
+        SELECT {_LINE_COLUMNS.replace('gold_days', 'p.days').replace('customer_id', 'r.customer_id')
+                .replace('invoice_id', 'r.invoice_id')}
+        FROM gold_reconciliation r
+        JOIN (SELECT invoice_id, sum(days) AS days FROM gold_pieces
+              WHERE year = ? AND invoice_id IS NOT NULL GROUP BY 1) p ON p.invoice_id = r.invoice_id
+        WHERE r.issued_on < ?
+        ORDER BY r.customer_id, r.invoice_rank
+        """, [year, first]).fetchall()
+    found: dict[str, list[BillingLine]] = defaultdict(list)
+    for r in rows:
+        found[r[0]].append(_line(r))
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def anchor(index: int) -> str:
+    """A section id that needs no escaping (customer ids are data)."""
+    return f"cust-{index:05d}"
 
 
 def _money(value) -> Decimal:
@@ -198,8 +287,23 @@ def build_billing_report(con, policy: Policy, year: int, as_of: dt.datetime | No
     by_customer: dict[str, list[BillingLine]] = defaultdict(list)
     for line in lines:
         by_customer[line.customer_id].append(line)
-    customer_ids = sorted(set(periods) | set(by_customer))
+    service = service_years(con, year)
+    keys = open_item_keys(con)
+    causes = _cause_lines(con, keys)
+    covering = _covering_lines(con, year)
+    open_customers = {cid for cid, _ in keys}
+    customer_ids = sorted(set(periods) | set(by_customer) | open_customers | set(covering))
     names = customer_names(con, year, set(customer_ids))
+    problem = {cid for cid in customer_ids
+               if cid in open_customers or any(x.status != "ok" for x in by_customer.get(cid, ()))}
+    # problem customers first, then the others; each group in customer id order
+    customer_ids.sort(key=lambda cid: (cid not in problem, cid))
+    anchors = {cid: anchor(i) for i, cid in enumerate(customer_ids, start=1)}
+    all_service = service_years(con) if keys else {}
+    open_items = tuple(
+        OpenItem(customer_id=cid, customer_name=names.get(cid, (cid, None))[0], anchor=anchors[cid], year=y,
+                 service=all_service[(cid, y)], causes=causes.get((cid, y), ()))
+        for cid, y in sorted(keys, key=lambda k: (k[0] not in problem, k[0], k[1])))
 
     sections = []
     for cid in customer_ids:
@@ -221,7 +325,9 @@ def build_billing_report(con, policy: Policy, year: int, as_of: dt.datetime | No
             invoices=tuple(x for x in cust_lines if x.invoice_id is not None),
             unbilled=tuple(x for x in cust_lines if x.invoice_id is None),
             totals=Totals.of(cust_lines), quota=quota, gold_incidents=n_incidents,
-            first_response=fr, resolution=res,
+            first_response=fr, resolution=res, anchor=anchors[cid],
+            service=service.get((cid, year), ServiceYear()), covered_by=covering.get(cid, ()),
+            open_items=tuple(o for o in open_items if o.customer_id == cid), problem=cid in problem,
         ))
 
     by_status = []
@@ -237,12 +343,38 @@ def build_billing_report(con, policy: Policy, year: int, as_of: dt.datetime | No
         annual_fee=(gold.monthly_price * 12).quantize(Decimal("0.01")),
         monthly_quota=gold.monthly_incident_quota, totals=Totals.of(lines), by_status=tuple(by_status),
         exceptions=tuple(x for x in lines if x.status != "ok"), customers=tuple(sections),
+        service=ServiceYear(owed=sum((v.owed for v in service.values()), ZERO),
+                            invoiced=sum((v.invoiced for v in service.values()), ZERO),
+                            to_invoice=sum((v.to_invoice for v in service.values()), ZERO),
+                            to_credit=sum((v.to_credit for v in service.values()), ZERO)),
+        open_items=open_items,
+        open_to_invoice=sum((o.service.to_invoice for o in open_items), ZERO),
+        open_to_credit=sum((o.service.to_credit for o in open_items), ZERO),
     )
 
 
 def reconciliation_rows(con, year: int) -> list[tuple]:
-    """The year's reconciliation lines (the PDF's selection) as rows for the CSV export."""
+    """Rows for the exports (`reports.billing_csv.CSV_COLUMNS`): the year's lines (the PDF's
+    selection) plus every line causing an open item of any year, with the years it causes."""
     lines = year_lines(con, year)
+    keys = open_item_keys(con)
+    causing: dict[BillingLine, list[int]] = defaultdict(list)
+    for (_, item_year), cause_lines in sorted(_cause_lines(con, keys).items()):
+        for line in cause_lines:
+            causing[line].append(item_year)
+    in_year = set(lines)
+    lines += [x for x in causing if x not in in_year]
+    lines.sort(key=lambda x: (x.customer_id, x.period_start, x.issued_on or dt.date.max, x.invoice_id or ""))
     names = customer_names(con, year, {x.customer_id for x in lines})
-    return [(x.customer_id, names.get(x.customer_id, (None, None))[0], x.invoice_id, x.issued_on,
-             x.period_start, x.period_end, x.owed, x.invoiced, x.difference, x.status) for x in lines]
+    return [(x.customer_id, *names.get(x.customer_id, (None, None)), x.invoice_id, x.issued_on,
+             x.period_start, x.period_end, x.gold_days, x.owed, x.invoiced, x.difference, x.label,
+             " ".join(str(y) for y in causing.get(x, [])) or None) for x in lines]
+
+
+def open_item_rows(con, year: int) -> list[tuple]:
+    """Every open item of any year (`reports.billing_csv.OPEN_ITEM_COLUMNS`), for the .xlsx."""
+    keys = open_item_keys(con)
+    service = service_years(con) if keys else {}
+    names = customer_names(con, year, {cid for cid, _ in keys})
+    return [(cid, *names.get(cid, (None, None)), y, service[(cid, y)].owed, service[(cid, y)].invoiced,
+             service[(cid, y)].to_invoice, service[(cid, y)].to_credit) for cid, y in keys]

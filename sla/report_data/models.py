@@ -265,7 +265,7 @@ class CustomerReport:
 # ---------------------------------------------------------------- Gold billing report (finance)
 
 #: reconciliation statuses in the order the report lists them (sla-semantics.md section 5)
-STATUSES = ("ok", "under_billed", "over_billed", "not_gold", "overlap", "not_invoiced")
+STATUSES = ("ok", "under_billed", "over_billed", "not_gold", "overlap", "credit_note", "not_invoiced")
 
 STATUS_LABELS = {
     "ok": "ok",
@@ -273,8 +273,14 @@ STATUS_LABELS = {
     "over_billed": "over-billed",
     "not_gold": "not Gold",
     "overlap": "double billing",
+    "credit_note": "credit note",
     "not_invoiced": "not invoiced",
 }
+
+
+def status_label(status: str) -> str:
+    """The plain words for a reconciliation status, the same in the PDF and the exports."""
+    return STATUS_LABELS.get(status, status.replace("_", " "))
 
 ZERO = Decimal("0.00")
 
@@ -308,7 +314,63 @@ class StatusTotal:
 
     @property
     def label(self) -> str:
-        return STATUS_LABELS.get(self.status, self.status)
+        return status_label(self.status)
+
+
+@dataclass(frozen=True)
+class ServiceYear:
+    """`gold_service_year`: what a year's Gold days owe against what invoices allocate to them."""
+
+    owed: Decimal = ZERO
+    invoiced: Decimal = ZERO
+    to_invoice: Decimal = ZERO  # shortfall, >= 0
+    to_credit: Decimal = ZERO  # excess, >= 0
+
+    def __post_init__(self) -> None:
+        for name in ("owed", "invoiced", "to_invoice", "to_credit"):
+            if not isinstance(getattr(self, name), Decimal):
+                raise TypeError(f"ServiceYear.{name} must be a Decimal")
+
+    @property
+    def difference(self) -> Decimal:
+        return self.invoiced - self.owed
+
+
+@dataclass(frozen=True)
+class OpenItem:
+    """A customer-year with something to invoice or to credit (any year), and the lines causing it."""
+
+    customer_id: str
+    customer_name: str
+    anchor: str  # id of the customer's section in the PDF
+    year: int
+    service: ServiceYear
+    causes: tuple["BillingLine", ...]  # the lines (not ok) whose service period touches the year
+
+
+@dataclass(frozen=True)
+class OpenCustomer:
+    """A customer's open items (all its years) on page 1: one row, totals never netted."""
+
+    customer_id: str
+    customer_name: str
+    anchor: str
+    items: tuple[OpenItem, ...]
+
+    @property
+    def to_invoice(self) -> Decimal:
+        return sum((o.service.to_invoice for o in self.items), ZERO)
+
+    @property
+    def to_credit(self) -> Decimal:
+        return sum((o.service.to_credit for o in self.items), ZERO)
+
+    @property
+    def causes(self) -> tuple["BillingLine", ...]:
+        seen: list[BillingLine] = []
+        for o in self.items:
+            seen += [x for x in o.causes if x not in seen]
+        return tuple(seen)
 
 
 @dataclass(frozen=True)
@@ -324,6 +386,7 @@ class BillingLine:
     invoiced: Decimal
     difference: Decimal
     status: str
+    gold_days: int = 0  # Gold days assigned to the line (first invoice owns each day)
 
     def __post_init__(self) -> None:
         for name in ("owed", "invoiced", "difference"):
@@ -332,7 +395,7 @@ class BillingLine:
 
     @property
     def label(self) -> str:
-        return STATUS_LABELS.get(self.status, self.status)
+        return status_label(self.status)
 
     @property
     def days(self) -> int:
@@ -379,6 +442,15 @@ class GoldCustomerSection:
     gold_incidents: int
     first_response: MetricSummary
     resolution: MetricSummary
+    anchor: str = ""  # id of the section in the PDF (links from page 1)
+    service: ServiceYear = ServiceYear()  # the year's Gold service (gold_service_year)
+    covered_by: tuple[BillingLine, ...] = ()  # earlier invoices whose period covers days of the year
+    open_items: tuple[OpenItem, ...] = ()  # this customer's open items, any year
+    problem: bool = False  # an open item or a line of the year that is not ok
+
+    @property
+    def covered_days(self) -> int:
+        return sum(x.gold_days for x in self.covered_by)
 
 
 @dataclass(frozen=True)
@@ -396,6 +468,19 @@ class GoldBillingReport:
     exceptions: tuple[BillingLine, ...]  # every line of the year whose status is not ok
     customers: tuple[GoldCustomerSection, ...]
     branding: Branding = Branding()
+    service: ServiceYear = ServiceYear()  # the year's Gold service, all customers
+    open_items: tuple[OpenItem, ...] = ()  # every open item of any year, as of the cut-off
+    open_to_invoice: Decimal = ZERO  # sum over the open items
+    open_to_credit: Decimal = ZERO
+
+    @property
+    def open_customers(self) -> tuple[OpenCustomer, ...]:
+        """The open items grouped by customer, in the order of `open_items`."""
+        groups: dict[str, list[OpenItem]] = {}
+        for o in self.open_items:
+            groups.setdefault(o.customer_id, []).append(o)
+        return tuple(OpenCustomer(customer_id=cid, customer_name=items[0].customer_name, anchor=items[0].anchor,
+                                  items=tuple(items)) for cid, items in groups.items())
 
     def __post_init__(self) -> None:
         if self.cutoff.tzinfo is None or self.cutoff.utcoffset() is None:

@@ -1,6 +1,7 @@
-"""Gold billing report for finance (issue 4): hand-computed reconciliation table, the yearly view
-model, the PDF (text matches the totals, hostile names literal, same bytes), the CSV export
-(formula neutralisation) and the yearly Dagster asset."""
+"""Gold billing report for finance (issues 4 and 14): hand-computed reconciliation table, the yearly
+view model, the PDF (page 1: service year and open items of any year, to invoice / to credit equal
+to gold_open_items; "covered by"; hostile names literal, same bytes), the CSV export in both
+dialects and the .xlsx (formula neutralisation, amounts as numbers) and the yearly Dagster asset."""
 
 from __future__ import annotations
 
@@ -11,17 +12,25 @@ from decimal import Decimal
 
 import dagster as dg
 import duckdb
+import openpyxl
 import pdfplumber
 import pypdf
 import pytest
 
 from connectors.csv_export import CsvExportSource
-from reports.billing import eur, render_billing_html, render_billing_pdf, report_paths
-from reports.billing_csv import CSV_COLUMNS, neutralise_cell, write_reconciliation_csv
+from reports.billing import render_billing_html, render_billing_pdf, report_paths
+from reports.billing_csv import (
+    CSV_COLUMNS,
+    OPEN_ITEM_COLUMNS,
+    neutralise_cell,
+    write_reconciliation_csv,
+    write_reconciliation_xlsx,
+)
+from reports.format import money
 from reports.render import TemplateOnlyFetcher
 from sla.billing import compute_gold_reconciliation
 from sla.policy import load_policy
-from sla.report_data.billing import build_billing_report, reconciliation_rows
+from sla.report_data.billing import build_billing_report, open_item_rows, open_item_years, reconciliation_rows
 from sla.steps import compute_metrics, import_source
 from tests.helpers import write_export
 
@@ -121,6 +130,14 @@ LINES_2026 = [x for x in EXPECTED if x[1] not in ("E-1", "L-1", "L2-1")]
 # invoiced 17988.00 + 799.47 + 14554.81 + 17988.00 + 1499.00 + 17988.00 + 1499.00 + 1499.00 = 73815.28
 TOTALS_2026 = (E("92778.43"), E("73815.28"), E("-18963.15"))  # difference = invoiced - owed
 INVOICE_IDS_2026 = {"F-1", "M-1", "U-1", "D-1", "N-1", "B-1", "B-2", "G-1"}
+# lines of other years that cause an open item: E-1 (ENDS, over-billed, allocated to 2025 and
+# 2026) and L2-1 (LEAP2, over-billed in 2024); L-1 is ok and in no 2026 output
+EARLIER_CAUSES = {"E-1", "L2-1"}
+PROBLEM_CUSTOMERS = ["DOWN", "DUP", "ENDS", "ENT", "GAP", "LEAP2", "MID", "RUN"]
+
+
+def eur(amount):
+    return money(amount)
 
 
 def local(y, mo, d, h, mi=0):
@@ -247,8 +264,11 @@ def test_cut_off_defaults_to_the_warehouses(con, report_2026):
 
 def test_sections_gold_periods_from_contract_history(report_2026):
     sections = {c.customer_id: c for c in report_2026.customers}
-    # a Gold day in 2026 or a line in 2026; LEAP/LEAP2 (2024 only) have neither
-    assert list(sections) == sorted(["DOWN", "DUP", "ENDS", "ENT", "FULL", "GAP", "MID", "RUN", "UP"])
+    # a Gold day in 2026, a line in 2026 or an open item of any year (LEAP2: 2024); LEAP (2024
+    # only, ok) has none; problem customers first
+    assert list(sections) == PROBLEM_CUSTOMERS + ["FULL", "UP"]
+    assert [c.problem for c in report_2026.customers] == [True] * 8 + [False] * 2
+    assert len({c.anchor for c in report_2026.customers}) == 10
     span = {cid: [(p.start, p.end, p.open_ended) for p in c.periods] for cid, c in sections.items()}
     assert span["UP"] == [(D(2026, 3, 10), D(2026, 12, 31), False)]
     assert span["DOWN"] == [(D(2026, 1, 1), D(2026, 6, 20), False)]
@@ -257,6 +277,8 @@ def test_sections_gold_periods_from_contract_history(report_2026):
     assert span["RUN"] == [(D(2026, 1, 1), D(2026, 12, 31), True)]
     assert span["ENT"] == []  # billed without Gold: a section without Gold periods
     assert sections["ENDS"].invoices == () and sections["ENDS"].gold_days == 151
+    # ENDS has no invoice of 2026: its 2026 days are covered by E-1, issued in 2025
+    assert [(x.invoice_id, x.gold_days) for x in sections["ENDS"].covered_by] == [("E-1", 151)]
     assert sections["FULL"].customer_name == HOSTILE_FORMULA
 
 
@@ -310,6 +332,12 @@ def test_eur_formatting():
         eur(17988.0)
 
 
+@pytest.fixture(scope="module")
+def pdf_pages(pdf_2026):
+    with pdfplumber.open(io.BytesIO(pdf_2026)) as pdf:
+        return [page.extract_text() or "" for page in pdf.pages]
+
+
 def test_pdf_text_matches_the_totals_and_lists_every_invoice(pdf_text):
     owed, invoiced, difference = TOTALS_2026
     assert "EUR 92,778.43" == eur(owed) and eur(owed) in pdf_text
@@ -317,8 +345,9 @@ def test_pdf_text_matches_the_totals_and_lists_every_invoice(pdf_text):
     assert "EUR -18,963.15" == eur(difference) and eur(difference) in pdf_text
     for iid in INVOICE_IDS_2026:
         assert iid in pdf_text.split(), iid
-    for other_year in ("E-1", "L-1", "L2-1"):
-        assert other_year not in pdf_text.split()
+    assert "L-1" not in pdf_text.split()  # issued in 2024, ok: no open item
+    for earlier in EARLIER_CAUSES:  # issued earlier, causing an open item
+        assert earlier in pdf_text.split()
     for x in LINES_2026:  # every line's difference, as the statement shows it
         assert eur(x[6]) in pdf_text
     assert "Calendar year 2026" in pdf_text and "Page 1 of" in pdf_text
@@ -351,7 +380,7 @@ def test_neutralise_cell():
 
 def test_csv_export_neutralises_every_text_cell(con, tmp_path):
     path = tmp_path / "billing" / "gold-reconciliation-2026.csv"
-    assert write_reconciliation_csv(reconciliation_rows(con, 2026), path) == len(LINES_2026)
+    assert write_reconciliation_csv(reconciliation_rows(con, 2026), path) == len(LINES_2026) + len(EARLIER_CAUSES)
     with path.open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == CSV_COLUMNS
@@ -360,12 +389,14 @@ def test_csv_export_neutralises_every_text_cell(con, tmp_path):
     assert names["ENT"] == "'" + HOSTILE_CMD
     assert names["DOWN"] == "'@SUM(A1)" and names["UP"] == "'-2+3 GmbH"
     assert names["GAP"] == HOSTILE_HTML  # not a formula: unchanged
-    text_columns = ("customer_id", "customer_name", "invoice_id", "status")
+    text_columns = ("customer_id", "customer_name", "account_manager", "invoice_id", "status")
     assert not [r for r in rows for c in text_columns if r[c][:1] in ("=", "+", "-", "@", "\t", "\r")]
-    # amounts stay numbers (negative differences are not text) and sum to the PDF's totals
-    assert sum(E(r["owed_eur"]) for r in rows) == TOTALS_2026[0]
-    assert sum(E(r["difference_eur"]) for r in rows) == TOTALS_2026[2]
-    assert {r["invoice_id"] for r in rows} - {""} == INVOICE_IDS_2026
+    # amounts stay numbers (negative differences are not text); the year's lines sum to the PDF's
+    # "invoices issued in 2026" + unbilled runs; the others are the earlier lines causing open items
+    year_rows = [r for r in rows if r["invoice_id"] not in EARLIER_CAUSES]
+    assert sum(E(r["owed_eur"]) for r in year_rows) == TOTALS_2026[0]
+    assert sum(E(r["difference_eur"]) for r in year_rows) == TOTALS_2026[2]
+    assert {r["invoice_id"] for r in rows} - {""} == INVOICE_IDS_2026 | EARLIER_CAUSES
     assert not list(path.parent.glob(".*.tmp"))  # written atomically, nothing left behind
 
 
@@ -386,14 +417,15 @@ def test_asset_materialises_one_year(export, tmp_path):
         result = dg.materialize([raw_import, incident_sla, gold_reconciliation, gold_billing_report],
                                 resources=resources, instance=instance, partition_key="2026")
     assert result.success
-    pdf_path, csv_path = report_paths(out, 2026)
+    pdf_path, csv_path, xlsx_path = report_paths(out, 2026)
     assert pdf_path == out / "billing" / "gold-billing-2026.pdf"
     assert pdf_path.read_bytes().startswith(b"%PDF")
     assert csv_path.name == "gold-reconciliation-2026.csv"
     with csv_path.open(encoding="utf-8-sig", newline="") as fh:
-        assert len(list(csv.DictReader(fh))) == len(LINES_2026)
+        assert len(list(csv.DictReader(fh))) == len(LINES_2026) + len(EARLIER_CAUSES)
+    assert xlsx_path.name == "gold-reconciliation-2026.xlsx" and xlsx_path.read_bytes()[:2] == b"PK"
     meta = result.asset_materializations_for_node("gold_billing_report")[0].metadata
-    assert meta["owed_eur"].value == str(TOTALS_2026[0]) and meta["lines"].value == 12
+    assert meta["owed_eur"].value == str(TOTALS_2026[0]) and meta["lines"].value == 14
     first = pdf_path.read_bytes()
     # re-render later without a cut-off (as `sla report billing` does): the warehouse's cut-off
     # is used, so the bytes are the same
@@ -402,3 +434,156 @@ def test_asset_materialises_one_year(export, tmp_path):
         assert dg.materialize([gold_billing_report], resources=later, instance=instance,
                               partition_key="2026").success
     assert pdf_path.read_bytes() == first
+
+
+# ---- issue 14: open items, service year, covered by, exports ---------------------------------------
+def test_open_items_on_page_1_equal_gold_open_items(con, report_2026, pdf_pages):
+    to_invoice, to_credit, n_invoice, n_credit = con.execute(
+        "SELECT sum(to_invoice_eur), sum(to_credit_eur), count(*) FILTER (WHERE to_invoice_eur > 0), "
+        "count(*) FILTER (WHERE to_credit_eur > 0) FROM gold_open_items").fetchone()
+    assert (report_2026.open_to_invoice, report_2026.open_to_credit) == (to_invoice, to_credit)
+    assert to_invoice > 0 and to_credit > 0  # gross, never only the net
+    years = {(o.customer_id, o.year) for o in report_2026.open_items}
+    assert ("LEAP2", 2024) in years and ("ENDS", 2025) in years and ("RUN", 2025) in years
+    page_1 = pdf_pages[0]
+    assert f"TO INVOICE · {n_invoice} CUSTOMER-YEARS TO CREDIT · {n_credit} CUSTOMER-YEARS\n" \
+           f"{money(to_invoice)} {money(to_credit)}\n" in page_1  # two tiles side by side
+    # an open item of an earlier year (2024), with the line causing it, on page 1
+    assert "LEAP2" in page_1 and "2024: EUR 51.69" in page_1 and "L2-1" in page_1.split()
+    # the year's service view: the sums of gold_service_year for 2026
+    owed, invoiced, ti, tc = con.execute(
+        "SELECT sum(owed_eur), sum(invoiced_eur), sum(to_invoice_eur), sum(to_credit_eur) FROM gold_service_year "
+        "WHERE year = 2026").fetchone()
+    assert (report_2026.service.owed, report_2026.service.invoiced) == (owed, invoiced)
+    assert (report_2026.service.to_invoice, report_2026.service.to_credit) == (ti, tc)
+    for amount in (owed, invoiced, ti, tc):
+        assert money(amount) in page_1
+
+
+def test_page_1_links_to_the_customer_sections(report_2026):
+    html = render_billing_html(report_2026)
+    for o in report_2026.open_items:
+        assert f'href="#{o.anchor}"' in html and f'id="{o.anchor}"' in html
+
+
+def test_covered_by_names_the_earlier_invoice(pdf_text):
+    # ENDS: no invoice issued in 2026, its 151 Gold days of 2026 are covered by E-1 (2025)
+    assert "151 Gold days of 2026 covered by E-1, issued 2025-06-20" in " ".join(pdf_text.split())
+
+
+def test_status_labels_for_every_status():
+    from sla.report_data.models import STATUSES, status_label
+
+    assert "credit_note" in STATUSES
+    labels = [status_label(s) for s in STATUSES]
+    assert "credit note" in labels and not [x for x in labels if "_" in x]
+
+
+def test_csv_german_dialect_and_columns(con, tmp_path):
+    rows = reconciliation_rows(con, 2026)
+    en, de = tmp_path / "en.csv", tmp_path / "de.csv"
+    write_reconciliation_csv(rows, en)
+    write_reconciliation_csv(rows, de, locale="de")
+    with en.open(encoding="utf-8-sig", newline="") as fh:
+        en_rows = list(csv.DictReader(fh))
+    with de.open(encoding="utf-8-sig", newline="") as fh:
+        de_rows = list(csv.DictReader(fh, delimiter=";"))
+    assert tuple(de_rows[0]) == CSV_COLUMNS and len(de_rows) == len(en_rows)
+    assert {"days", "account_manager"} <= set(CSV_COLUMNS)
+    dup = next(r for r in de_rows if r["invoice_id"] == "B-2")
+    assert (dup["owed_eur"], dup["difference_eur"], dup["status"], dup["days"]) == ("0,00", "1499,00", "double billing", "0")
+    assert dup["account_manager"] == "am@vendor.example"
+    run = next(r for r in de_rows if r["customer_id"] == "RUN")
+    assert run["difference_eur"] == "-13466,82" and run["status"] == "not invoiced" and run["open_item_years"] == "2025 2026"
+    for a, b in zip(en_rows, de_rows):
+        for column in ("owed_eur", "invoiced_eur", "difference_eur"):
+            assert E(a[column]) == E(b[column].replace(",", "."))
+    assert {r["status"] for r in en_rows} <= {"ok", "over-billed", "not Gold", "double billing", "not invoiced"}
+    names = {r["customer_id"]: r["customer_name"] for r in de_rows}
+    assert names["FULL"] == "'" + HOSTILE_FORMULA and names["DOWN"] == "'@SUM(A1)"
+    with pytest.raises(ValueError):
+        write_reconciliation_csv(rows, tmp_path / "x.csv", locale="fr")
+
+
+def test_xlsx_amounts_are_numbers_in_eur_format(con, tmp_path):
+    path = tmp_path / "gold-reconciliation-2026.xlsx"
+    rows = reconciliation_rows(con, 2026)
+    write_reconciliation_xlsx(rows, path, open_item_rows(con, 2026), created=AS_OF)
+    wb = openpyxl.load_workbook(path)
+    ws = wb["Reconciliation"]
+    header = [c.value for c in ws[1]]
+    assert tuple(header) == CSV_COLUMNS and ws.max_row == len(rows) + 1
+    col = {name: i for i, name in enumerate(header)}
+    total = E(0)
+    for row in ws.iter_rows(min_row=2):
+        for name in ("owed_eur", "invoiced_eur", "difference_eur"):
+            cell = row[col[name]]
+            assert cell.data_type == "n" and isinstance(cell.value, (int, float)), (name, cell.value)
+            assert "EUR" in cell.number_format and "0.00" in cell.number_format
+        total += E(str(row[col["owed_eur"]].value))
+        assert row[col["period_start"]].is_date
+        for name in ("customer_id", "customer_name", "invoice_id", "status"):  # never a formula
+            assert row[col[name]].data_type in ("s", "n") and not str(row[col[name]].value or "").startswith("=")
+    assert total == sum((r[CSV_COLUMNS.index("owed_eur")] for r in rows), E(0))
+    names = {r[0].value: r[1].value for r in ws.iter_rows(min_row=2)}
+    assert names["FULL"] == "'" + HOSTILE_FORMULA
+    items = wb["Open items"]
+    assert tuple(c.value for c in items[1]) == OPEN_ITEM_COLUMNS
+    credit = sum(E(str(r[OPEN_ITEM_COLUMNS.index("to_credit_eur")].value)) for r in items.iter_rows(min_row=2))
+    assert credit == con.execute("SELECT sum(to_credit_eur) FROM gold_open_items").fetchone()[0]
+
+
+def test_years_with_open_items_are_rendered_by_a_run(con, export, tmp_path):
+    from pipelines.orchestrate import billing_years
+
+    assert open_item_years(con) == [2024, 2025, 2026]
+    db = tmp_path / "wh.duckdb"
+    build_warehouse(export, AS_OF, db=str(db)).close()
+    assert billing_years(str(db), 2026) == [2024, 2025, 2026]
+    assert billing_years(str(db), 2026, [2023]) == [2023, 2024, 2025, 2026]
+
+
+def test_csv_locale_setting(monkeypatch):
+    from pipelines.resources import resources_from_settings
+    from pipelines.settings import ConfigError, load_settings
+
+    monkeypatch.setenv("SLA_CSV_LOCALE", "de")
+    settings = load_settings()
+    assert settings.csv_locale == "de"
+    assert resources_from_settings(settings)["settings"].csv_locale == "de"
+    monkeypatch.setenv("SLA_CSV_LOCALE", "fr")
+    with pytest.raises(ConfigError, match="SLA_CSV_LOCALE"):
+        load_settings()
+
+
+def test_readme_worked_example_duplicate_then_credit_note(tmp_path):
+    """README "Worked example": an annual invoice across New Year, a duplicate, a credit note."""
+    contracts = [contract("EX", "gold", "2025-10-01", name="Example GmbH")]
+    annual = invoice("INV-A", "EX", "2025-10-01", "2025-10-01", "2026-09-30", "17988.00")
+    duplicate = invoice("INV-B", "EX", "2026-02-01", "2026-01-01", "2026-03-31", "4497.00")
+    credit = invoice("INV-C", "EX", "2026-03-15", "2026-01-01", "2026-03-31", "-4497.00")
+    as_of = dt.datetime(2026, 4, 1, 12, tzinfo=UTC)
+
+    def report(invoices, name):
+        con = build_warehouse(write_export(tmp_path / name, [], [], contracts, invoices=invoices), as_of)
+        years = con.execute("SELECT year, owed_eur, invoiced_eur FROM gold_service_year ORDER BY 1").fetchall()
+        return build_billing_report(con, POLICY, 2026, as_of), years
+
+    vm, years = report([annual], "a")
+    assert years == [(2025, E("4497.00"), E("4497.00")), (2026, E("13491.00"), E("13491.00"))]
+    assert vm.open_items == ()
+
+    vm, _ = report([annual, duplicate], "ab")
+    (item,) = vm.open_items
+    assert (item.year, item.service.to_credit, item.service.to_invoice) == (2026, E("4497.00"), E("0.00"))
+    assert [(x.invoice_id, x.label, x.owed, x.difference) for x in item.causes] == [
+        ("INV-B", "double billing", E("0.00"), E("4497.00"))]
+    page_1 = render_billing_html(vm).split('class="issued')[0]
+    assert "EUR 4,497.00" in page_1 and "INV-B" in page_1
+
+    vm, _ = report([annual, duplicate, credit], "abc")
+    assert vm.open_items == () and (vm.open_to_invoice, vm.open_to_credit) == (E("0.00"), E("0.00"))
+    statuses = {x.invoice_id: x.label for c in vm.customers for x in c.invoices}
+    assert statuses == {"INV-B": "double billing", "INV-C": "credit note"}
+    assert {s.status: s.label for s in vm.by_status}["credit_note"] == "credit note"
+    assert '<span class="st st-open">credit note</span>' in render_billing_html(vm)
