@@ -12,6 +12,7 @@ from sla.calendar import BusinessCalendar, ClockBuckets, build_versioned_busines
 from sla.db import read_sql, scalar
 from sla.db import sql_list as _list
 from sla.policy import Policy, versioned_target_rows, versioned_tier_rows
+from sla.restatements import ensure_tables as ensure_restatement_tables
 
 #: calendar margin after the last instant, so every due instant lands inside the table
 CALENDAR_MARGIN_YEARS = 2
@@ -85,6 +86,7 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
     )
     con.execute(sql)
     compute_monthly(con)
+    ensure_restatement_tables(con)  # delivered figures vs these: the `restatements` view
     return scalar(con, "SELECT count(*) FROM incident_sla")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from connectors.demo_export import write_demo_export
 from pipelines.cli.deliver import add_deliver_parser
+from pipelines.cli.restatements import add_restatements_parser
 from pipelines.cli.serve import serve
 from pipelines.cli.sync import add_sync_parser
 from pipelines.settings import ConfigError, UsageError, parse_as_of
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     add_deliver_parser(sub, month_type)
+    add_restatements_parser(sub, month_type, default_db=str(DEFAULT_VAR / "warehouse.duckdb"))
 
     add_sync_parser(sub, default_db=str(DEFAULT_VAR / "warehouse.duckdb"))
 
