@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from connectors.demo_export import write_demo_export
+from connectors.demo_export import DEMO_POLICY_FILE, write_demo_export
 from pipelines.cli.deliver import add_deliver_parser
 from pipelines.cli.restatements import add_restatements_parser
 from pipelines.cli.serve import serve
@@ -81,6 +81,8 @@ def cmd_demo(args) -> int:
                                as_of=as_of, incidents=args.incidents, progress=lambda m: _progress(f"[demo] {m}"))
     _progress(f"[demo] wrote {', '.join(f'{n} {k}' for k, n in counts.items())} in {time.monotonic() - started:.1f}s")
     args.as_of = as_of.isoformat()
+    if not args.policy:  # the demo's policy: customer term sets and a second version (issue 17)
+        args.policy = str(export_dir / DEMO_POLICY_FILE)
     return _run_pipeline(args)
 
 
