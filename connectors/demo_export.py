@@ -837,7 +837,7 @@ def write_demo_export(
                    (vf - dt.timedelta(days=10)).isoformat(), ACCOUNT_MANAGERS[0], ""]
             fc.write(_csv_line(row).encode())
             # a term set the policy does not define (demo reject)
-            row = [f"C{customers + 2:0{width}d}", "Unknown Terms AG", "gold", vf.isoformat(), "", ACCOUNT_MANAGERS[0],
+            row = [f"C{customers + 2:0{width}d}", "Unknown Terms AG", "enterprise", vf.isoformat(), "", ACCOUNT_MANAGERS[0],
                    "platinum"]
             fc.write(_csv_line(row).encode())
             counts_out["contracts.csv"] += 2
