@@ -339,10 +339,12 @@ class Policy(_Strict):
 
 def versioned_target_rows(policy: Policy) -> list[tuple]:
     """(valid_from, valid_to, terms, tier, severity, first_response_seconds, resolution_seconds):
-    every version x (standard terms = NULL, and every term set of that version) x tier x severity."""
+    every version x (standard terms = NULL, and every term set named in any version) x tier x severity.
+    In a version that does not define a term set, a contract naming it has the standard terms."""
     rows = []
+    names = term_set_names(policy)
     for start, end, v in policy.version_ranges():
-        for terms in (None, *v.terms):
+        for terms in (None, *names):  # a set a version does not define: the standard terms then
             for tier in v.tiers:
                 for sev, (fr, res) in v.tier_figures(tier, terms)[2].items():
                     rows.append((start, end, terms, tier, sev, fr, res))
@@ -352,8 +354,9 @@ def versioned_target_rows(policy: Policy) -> list[tuple]:
 def versioned_tier_rows(policy: Policy) -> list[tuple]:
     """(valid_from, valid_to, terms, tier, monthly_incident_quota, monthly_price, billed) likewise."""
     rows = []
+    names = term_set_names(policy)
     for start, end, v in policy.version_ranges():
-        for terms in (None, *v.terms):
+        for terms in (None, *names):  # a set a version does not define: the standard terms then
             for tier, tp in v.tiers.items():
                 quota, price, _ = v.tier_figures(tier, terms)
                 rows.append((start, end, terms, tier, quota, price, tp.billed))
