@@ -51,7 +51,7 @@ EXPORT_FILES = (
         "contracts.csv",
         "contracts",
         ("customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager"),
-        optional=("language",),
+        optional=("language", "terms"),
     ),
     FileSpec(
         "invoices.csv",
@@ -59,6 +59,9 @@ EXPORT_FILES = (
         ("invoice_id", "customer_id", "issued_on", "period_start", "period_end", "amount_eur"),
         must_exist=False,
     ),
+    # approved SLA exclusions (data-contract.md, sla-semantics.md section 6)
+    FileSpec("exclusions.csv", "exclusions", ("ticket_id", "metric", "reason", "approved_by", "approved_at"),
+             must_exist=False),
 )
 
 

@@ -40,16 +40,57 @@ import pyarrow.compute as pc
 
 from sla.calendar import build_business_days
 from sla.months import shift_month_start
-from sla.policy import load_policy
+from sla.policy import DEFAULT_POLICY_PATH, Policy, load_policy, policy_from_dict
 
 __all__ = ["write_demo_export", "HEADERS", "GOLD_MONTHLY_FEE"]
 
 HEADERS: dict[str, list[str]] = {
     "tickets.csv": ["ticket_id", "customer_id", "subject", "severity", "created_at", "channel"],
     "ticket_events.csv": ["ticket_id", "occurred_at", "kind", "actor", "value"],
-    "contracts.csv": ["customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager"],
+    "contracts.csv": ["customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager", "terms"],
     "invoices.csv": ["invoice_id", "customer_id", "issued_on", "period_start", "period_end", "amount_eur"],
+    "exclusions.csv": ["ticket_id", "metric", "reason", "approved_by", "approved_at"],
 }
+
+#: the demo's policy (written next to the export as sla-policy.yaml): the shipped policy, a few
+#: customer term sets, and a second version in force from the first of the month DEMO_VERSION_MONTHS
+#: before the cut-off's month (Gold EUR 1,599 and Gold severity 2 resolution in 2 business days)
+DEMO_POLICY_FILE = "sla-policy.yaml"
+DEMO_VERSION_MONTHS = 6
+DEMO_TERMS = {
+    "gold-6": {"description": "Gold with 6 included incidents and a 4-hour severity-1 response",
+               "monthly_incident_quota": 6, "targets": {1: {"first_response": "4 business hours"}}},
+    "gold-discount": {"description": "Gold at a negotiated fee", "monthly_price": "1199.00"},
+    "enterprise-fast": {"description": "Enterprise with a 4-hour severity-1 response",
+                        "targets": {1: {"first_response": "4 business hours"}}},
+}
+EXCLUSION_REASONS = ("Customer's mail server rejected our replies (outage on their side)",
+                     "Customer asked us to keep the incident open for their own tests",
+                     "Severity set by mistake; agreed with the customer")
+APPROVERS = ("Head of Support", "Support Team Lead")
+
+
+def _contract_terms(c: int, tier: int) -> str:
+    """A few customers have their own terms (deterministic: no draw from the seeded stream)."""
+    if tier == 2 and c % 7 == 3:
+        return "gold-6"
+    if tier == 2 and c % 11 == 5:
+        return "gold-discount"
+    if tier == 1 and c % 13 == 2:
+        return "enterprise-fast"
+    return ""
+
+
+def demo_policy_data(as_of_date: dt.date, months: int) -> dict:
+    """The demo policy as a mapping (see DEMO_POLICY_FILE)."""
+    import yaml
+
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["terms"] = DEMO_TERMS
+    y, m = _add_months(as_of_date.year, as_of_date.month, -min(DEMO_VERSION_MONTHS, months))
+    data["versions"] = [{"in_force_from": dt.date(y, m, 1).isoformat(),
+                         "tiers": {"gold": {"monthly_price": "1599.00", "targets": {2: {"resolution": "2 business days"}}}}}]
+    return data
 
 TIERS = ("professional", "enterprise", "gold")
 TIER_SHARE = (0.50, 0.35, 0.15)
@@ -313,8 +354,9 @@ def _customers(rng, n: int, span_first: dt.date, as_of_date: dt.date):
     return ids, names, managers, activity, contracts
 
 
-def _gold_owed(start: dt.date, end: dt.date, fee: Decimal = GOLD_MONTHLY_FEE) -> Decimal:
-    """Owed for an all-Gold period [start, end] (inclusive): per month, rounded half-up."""
+def _gold_owed(start: dt.date, end: dt.date, fee: Decimal | Callable[[dt.date], Decimal] = GOLD_MONTHLY_FEE) -> Decimal:
+    """Owed for an all-Gold period [start, end] (inclusive): per month the sum of the days' fees over
+    the days of the month, rounded half-up (`fee`: one fee, or the fee of a day)."""
     total = Decimal("0.00")
     y, m = start.year, start.month
     while dt.date(y, m, 1) <= end:
@@ -322,9 +364,49 @@ def _gold_owed(start: dt.date, end: dt.date, fee: Decimal = GOLD_MONTHLY_FEE) ->
         a = max(start, dt.date(y, m, 1))
         b = min(end, dt.date(y, m, dim))
         days = (b - a).days + 1
-        total += (fee * days / dim).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        if callable(fee):
+            fees = sum((fee(a + dt.timedelta(days=i)) for i in range(days)), Decimal(0))
+        else:
+            fees = fee * days
+        total += (fees / dim).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         y, m = _add_months(y, m, 1)
     return total
+
+
+def _write_exclusions(out: Path, as_of_ts: int, tz, bad_rows: bool, every: int = 157, most: int = 12) -> int:
+    """exclusions.csv: every `every`-th of the first tickets gets an approved exclusion three days
+    after its creation (so the latest ones are approved after the cut-off and do not apply yet)."""
+    import csv
+
+    rows = []
+    with open(out / "tickets.csv", newline="", encoding="utf-8") as fh:
+        for n, rec in enumerate(csv.DictReader(fh)):
+            if len(rows) >= most or n > every * most * 4:
+                break
+            if n % every != every // 2 or rec["ticket_id"].startswith("BAD-"):
+                continue
+            created = dt.datetime.fromisoformat(rec["created_at"])
+            k = len(rows)
+            rows.append([rec["ticket_id"], ("resolution", "first_response", "both")[k % 3],
+                         EXCLUSION_REASONS[k % len(EXCLUSION_REASONS)], APPROVERS[k % len(APPROVERS)],
+                         (created + dt.timedelta(days=3)).astimezone(tz).isoformat()])
+    if rows:  # one more: approved after the cut-off (does not exist yet in this run)
+        later = dt.datetime.fromtimestamp(as_of_ts + 2 * _DAY, tz).isoformat()
+        rows.append([rows[0][0], "both", "Approved after the cut-off (demo: not applied yet)", APPROVERS[0], later])
+    if bad_rows:
+        good = dt.datetime.fromtimestamp(as_of_ts - 5 * _DAY, tz)
+        rows += [
+            ["T99999999", "both", "Unknown ticket (demo reject)", APPROVERS[0], good.isoformat()],
+            [rows[0][0] if rows else "T99999998", "speed", "Unknown metric (demo reject)", APPROVERS[0], good.isoformat()],
+            [rows[0][0] if rows else "T99999998", "resolution", "", APPROVERS[0], good.isoformat()],
+            [rows[0][0] if rows else "T99999998", "resolution", "No offset (demo reject)", APPROVERS[0],
+             good.replace(tzinfo=None).isoformat()],
+        ]
+    with open(out / "exclusions.csv", "wb") as fx:
+        fx.write(_csv_line(HEADERS["exclusions.csv"]).encode())
+        for row in rows:
+            fx.write(_csv_line(row).encode())
+    return len(rows)
 
 
 def _add_years(d: dt.date, k: int) -> dt.date:
@@ -334,10 +416,19 @@ def _add_years(d: dt.date, k: int) -> dt.date:
         return d.replace(year=d.year + k, day=28)
 
 
-def _invoices(rng, ids, contracts, as_of_date: dt.date, span_first: dt.date, fee: Decimal = GOLD_MONTHLY_FEE):
-    """Annual invoices for Gold contract rows plus deliberate anomalies."""
+def _invoices(rng, ids, contracts, as_of_date: dt.date, span_first: dt.date, fee: Decimal = GOLD_MONTHLY_FEE,
+              policy: Policy | None = None):
+    """Annual invoices for Gold contract rows plus deliberate anomalies. With `policy`, an invoice
+    owes each day's fee (the version in force that day, the contract's terms)."""
     regular: list[dict] = []
     for c, f, to, tier in contracts:
+        if policy is not None:
+            terms = _contract_terms(c, tier) or None
+
+            def fee_of(day, terms=terms):
+                return policy.version_on(day).tier_figures("gold", terms)[1]
+        else:
+            fee_of = fee
         if tier != 2:
             continue
         k = 0
@@ -348,7 +439,7 @@ def _invoices(rng, ids, contracts, as_of_date: dt.date, span_first: dt.date, fee
             pe = _add_years(f, k + 1) - dt.timedelta(days=1)
             if to is not None:
                 pe = min(pe, to)
-            regular.append({"c": c, "issued": ps, "ps": ps, "pe": pe, "amount": _gold_owed(ps, pe, fee), "tag": "ok"})
+            regular.append({"c": c, "issued": ps, "ps": ps, "pe": pe, "amount": _gold_owed(ps, pe, fee_of), "tag": "ok"})
             k += 1
     gold_customers = sorted({inv["c"] for inv in regular})
     ever_gold = set(gold_customers)
@@ -735,20 +826,27 @@ def write_demo_export(
     with open(out / "contracts.csv", "wb") as fc:
         fc.write(_csv_line(HEADERS["contracts.csv"]).encode())
         for c, f, to, tier in contracts:
-            row = [ids[c], names[c], TIERS[tier], f.isoformat(), to.isoformat() if to else "", ACCOUNT_MANAGERS[managers[c]]]
+            row = [ids[c], names[c], TIERS[tier], f.isoformat(), to.isoformat() if to else "", ACCOUNT_MANAGERS[managers[c]],
+                   _contract_terms(c, tier)]
             fc.write(_csv_line(row).encode())
         counts_out["contracts.csv"] = len(contracts)
         if bad_rows:
             width = max(4, len(str(customers + 1)))
             vf = as_of_date - dt.timedelta(days=30)
             row = [f"C{customers + 1:0{width}d}", "Dormant Dates GmbH", "enterprise", vf.isoformat(),
-                   (vf - dt.timedelta(days=10)).isoformat(), ACCOUNT_MANAGERS[0]]
+                   (vf - dt.timedelta(days=10)).isoformat(), ACCOUNT_MANAGERS[0], ""]
             fc.write(_csv_line(row).encode())
-            counts_out["contracts.csv"] += 1
+            # a term set the policy does not define (demo reject)
+            row = [f"C{customers + 2:0{width}d}", "Unknown Terms AG", "enterprise", vf.isoformat(), "", ACCOUNT_MANAGERS[0],
+                   "platinum"]
+            fc.write(_csv_line(row).encode())
+            counts_out["contracts.csv"] += 2
 
     # ---- invoices
     fee = policy.tiers["gold"].monthly_price if "gold" in policy.tiers else GOLD_MONTHLY_FEE
-    invoices = _invoices(rng, ids, contracts, as_of_date, span_first, fee or GOLD_MONTHLY_FEE)
+    demo_data = demo_policy_data(as_of_date, months)
+    demo_policy = policy_from_dict(dict(demo_data), "demo policy")
+    invoices = _invoices(rng, ids, contracts, as_of_date, span_first, fee or GOLD_MONTHLY_FEE, demo_policy)
     with open(out / "invoices.csv", "wb") as fi:
         fi.write(_csv_line(HEADERS["invoices.csv"]).encode())
         for inv in invoices:
@@ -756,5 +854,13 @@ def write_demo_export(
                    f"{inv['amount']:.2f}"]
             fi.write(_csv_line(row).encode())
         counts_out["invoices.csv"] = len(invoices)
+
+    # ---- exclusions: a few approved ones (one approved after the cut-off) and, with bad_rows, bad ones
+    counts_out["exclusions.csv"] = _write_exclusions(out, as_of_ts, tz, bad_rows)
+    import yaml
+
+    (out / DEMO_POLICY_FILE).write_text(
+        "# The demo's SLA policy: the shipped one, customer term sets and a second version (issue 17).\n"
+        + yaml.safe_dump(demo_data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     say(f"demo: done, {counts_out}")
     return counts_out

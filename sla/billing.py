@@ -25,7 +25,9 @@ Choices where the rules are silent (details in the SQL file's header):
 - Negative amounts round half away from zero when spread, so a credit note mirrors its invoice.
 - `gold_service_year` has a row for every customer-year with a piece or a month of an invoice
   period, even when all its figures are 0.00.
-- The fee is the policy's Gold `monthly_price` (one fee; no per-date or per-customer fee yet).
+- The fee of a Gold day is the Gold `monthly_price` of the policy version in force that day, or the
+  contract's term set's `monthly_price` when it names one (sla-semantics.md section 6). A piece
+  whose days have different fees owes half-up(sum of the days' fees / days in the month).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sla.db import read_sql, scalar
-from sla.policy import Policy
+from sla.policy import Policy, versioned_tier_rows
 
 GOLD_TIER = "gold"
 
@@ -45,9 +47,18 @@ def gold_fee_cents(policy: Policy) -> int:
     return int(tier.monthly_price * 100)
 
 
+def gold_fee_rows(policy: Policy) -> list[tuple]:
+    """(valid_from, valid_to, terms, fee_cents) of Gold per policy version x term set (NULL = standard)."""
+    gold_fee_cents(policy)  # the policy must have a gold tier
+    return [(start, end, terms, int(price * 100))
+            for start, end, terms, tier, _quota, price, _billed in versioned_tier_rows(policy) if tier == GOLD_TIER]
+
+
 def compute_gold_reconciliation(con, policy: Policy, as_of: dt.datetime) -> int:
     con.execute("CREATE OR REPLACE TABLE run_params AS SELECT date_trunc('second', CAST(? AS TIMESTAMPTZ)) AS as_of",
                 [as_of.isoformat()])
-    con.execute("CREATE OR REPLACE TEMP TABLE gold_fee AS SELECT CAST(? AS BIGINT) AS fee_cents", [gold_fee_cents(policy)])
+    con.execute("CREATE OR REPLACE TEMP TABLE gold_fee (valid_from DATE, valid_to DATE, terms VARCHAR, fee_cents BIGINT)")
+    con.executemany("INSERT INTO gold_fee VALUES (?, ?, ?, ?)", gold_fee_rows(policy))
+    con.execute("ALTER TABLE contracts ADD COLUMN IF NOT EXISTS terms VARCHAR")
     con.execute(read_sql("gold_reconciliation.sql").format(tz=policy.calendar.timezone))
     return scalar(con, "SELECT count(*) FROM gold_reconciliation")

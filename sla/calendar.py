@@ -56,14 +56,13 @@ def _holiday_dates(policy: CalendarPolicy, first: dt.date, last: dt.date) -> dic
     return dict(hol.items())
 
 
-def build_business_days(policy: CalendarPolicy, first: dt.date, last: dt.date) -> list[BusinessDay]:
-    """Business days from `first` to `last` (local dates, inclusive)."""
+def build_business_days(policy: CalendarPolicy, first: dt.date, last: dt.date, cum: int = 0) -> list[BusinessDay]:
+    """Business days from `first` to `last` (local dates, inclusive); `cum` = business seconds before `first`."""
     tz = policy.tz
     holidays = _holiday_dates(policy, first, last)
     closed = set(policy.extra_closed_dates)
     opened = {o.date: (parse_hours(o.hours) if o.hours else policy.default_open_window()) for o in policy.extra_open_dates}
     days: list[BusinessDay] = []
-    cum = 0
     day = first
     one = dt.timedelta(days=1)
     while day <= last:
@@ -76,6 +75,24 @@ def build_business_days(policy: CalendarPolicy, first: dt.date, last: dt.date) -
             days.append(BusinessDay(day, open_e, close_e, cum))
             cum += close_e - open_e
         day += one
+    return days
+
+
+def build_versioned_business_days(periods: list[tuple[dt.date, dt.date, CalendarPolicy]], first: dt.date,
+                                  last: dt.date) -> list[BusinessDay]:
+    """Business days from `first` to `last`, each day by the calendar of the policy version in force that
+    day (sla-semantics.md section 6): `periods` are (first day, last day, calendar) covering the range.
+    One table of rows, so every lookup stays the same single set-based join."""
+    days: list[BusinessDay] = []
+    cum = 0
+    for start, end, calendar in periods:
+        s, e = max(start, first), min(end, last)
+        if s > e:
+            continue
+        part = build_business_days(calendar, s, e, cum)
+        if part:
+            cum = part[-1].cum_before + part[-1].seconds
+        days.extend(part)
     return days
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from sla.db import scalar
 from sla.files import write_bytes_atomic
 from sla.months import month_bounds
+from sla.restatements import keep_delivered
 
 
 @dataclass(frozen=True)
@@ -233,5 +234,7 @@ def deliver(con, out_dir: str | Path, month: str, smtp: SmtpSettings | None, *, 
             result.failed[d.recipient] = error
             continue
         _log(con, d, msg_id, "sent")
+        # what the customers read now: a later run that changes it is a restatement (section 6)
+        keep_delivered(con, month, [c.customer_id for c in d.customers if c.report is not None], d.recipient, now)
         result.sent.append(d.recipient)
     return result

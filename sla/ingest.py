@@ -14,7 +14,7 @@ from typing import Callable
 from sla.db import scalar
 from sla.db import sql_list as _list
 from sla.db import sql_literal as _lit
-from sla.policy import Policy
+from sla.policy import Policy, term_set_names
 
 TS_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)$"
 TS_LOCAL_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$"
@@ -114,11 +114,13 @@ TICKET_COLUMNS = ("ticket_id", "customer_id", "subject", "severity", "created_at
 EVENT_COLUMNS = ("ticket_id", "occurred_at", "kind", "actor", "value")
 CONTRACT_COLUMNS = ("customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager")
 INVOICE_COLUMNS = ("invoice_id", "customer_id", "issued_on", "period_start", "period_end", "amount_eur")
+EXCLUSION_COLUMNS = ("ticket_id", "metric", "reason", "approved_by", "approved_at")
+EXCLUSION_METRICS = ("first_response", "resolution", "both")
 
 
 #: `rejects.source` of each staged table when it comes from the canonical CSV export
 CSV_LABELS = {"tickets": "tickets.csv", "ticket_events": "ticket_events.csv",
-              "contracts": "contracts.csv", "invoices": "invoices.csv"}
+              "contracts": "contracts.csv", "invoices": "invoices.csv", "exclusions": "exclusions.csv"}
 
 
 def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str] | None = None,
@@ -221,13 +223,17 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
 
     # ---- contracts -------------------------------------------------------------------------
     reject_malformed("contracts")
-    has_language = "language" in {r[0] for r in con.execute("DESCRIBE stg_contracts").fetchall()}
+    stg_cols = {r[0] for r in con.execute("DESCRIBE stg_contracts").fetchall()}
+    has_language = "language" in stg_cols
+    has_terms = "terms" in stg_cols
     language = "language" if has_language else "NULL"
-    cols = CONTRACT_COLUMNS + (("language",) if has_language else ())
+    terms = "nullif(trim(terms), '')" if has_terms else "CAST(NULL AS VARCHAR)"
+    cols = CONTRACT_COLUMNS + (("language",) if has_language else ()) + (("terms",) if has_terms else ())
+    known_terms = term_set_names(policy)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _contracts_checked AS
-        SELECT s.*, {language} AS lang, {_reasons(
+        SELECT s.*, {language} AS lang, {terms} AS terms_name, {_reasons(
             _required("customer_id"),
             _in_check("tier", list(policy.tiers)),
             _date_check("valid_from"),
@@ -236,6 +242,9 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
             + _q("valid_to") + " || ' is before valid_from ' || " + _q("valid_from") + " END",
             (f"CASE WHEN nullif(trim(language), '') IS NOT NULL AND language NOT IN {_list(LANGUAGES)} "
              f"THEN 'language ' || {_q('language')} || ' is not one of {_shown(LANGUAGES)}' END") if has_language else "NULL",
+            (f"CASE WHEN nullif(trim(terms), '') IS NOT NULL AND trim(terms) NOT IN {_list(known_terms or [chr(0)])} "
+             f"THEN 'terms ' || {_q('terms')} || ' is not a term set of the policy ("
+             f"{_shown(known_terms) if known_terms else 'it defines none'})' END") if has_terms else "NULL",
         )} AS reason,
                {_copy_columns(cols)}
         FROM stg_contracts s
@@ -268,7 +277,7 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
         CREATE OR REPLACE TABLE contracts AS
         SELECT customer_id, customer_name, tier, CAST(valid_from AS DATE) AS valid_from,
                CAST(nullif(trim(valid_to), '') AS DATE) AS valid_to, account_manager,
-               coalesce(nullif(trim(lang), ''), 'en') AS language, line
+               coalesce(nullif(trim(lang), ''), 'en') AS language, line, terms_name AS terms
         FROM _contracts_checked WHERE reason IS NULL AND NOT is_copy
         ORDER BY customer_id, valid_from
         """
@@ -308,6 +317,42 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
             """
         )
 
+    # ---- exclusions (optional; sla-semantics.md section 6) -------------------------------------
+    con.execute(
+        """CREATE OR REPLACE TABLE exclusions (ticket_id VARCHAR, metric VARCHAR, reason VARCHAR,
+           approved_by VARCHAR, approved_at TIMESTAMPTZ, line BIGINT)"""
+    )
+    if "exclusions" in staged:
+        reject_malformed("exclusions")
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _exclusions_checked AS
+            SELECT s.*, {_reasons(
+                f"CASE WHEN s.ticket_id IS NULL OR trim(s.ticket_id) = '' THEN 'ticket_id is empty' "
+                f"WHEN t.ticket_id IS NULL THEN 'ticket_id ' || {_q('s.ticket_id')} || "
+                f"' is not an accepted ticket (unknown, or rejected in {labels['tickets']})' END",
+                _in_check("metric", EXCLUSION_METRICS),
+                _required("reason"), _required("approved_by"), _timestamp_check("approved_at"),
+            )} AS reason_check,
+                   {_copy_columns(EXCLUSION_COLUMNS)}
+            FROM stg_exclusions s LEFT JOIN tickets t ON t.ticket_id = s.ticket_id
+            """
+        )
+        # the file's own `reason` column: the check result goes to `reason` as for every other file
+        con.execute("ALTER TABLE _exclusions_checked RENAME COLUMN reason TO exclusion_reason")
+        con.execute("ALTER TABLE _exclusions_checked RENAME COLUMN reason_check TO reason")
+        _mark_copies(con, "_exclusions_checked",
+                     tuple("exclusion_reason" if c == "reason" else c for c in EXCLUSION_COLUMNS))
+        reject_checked("exclusions", "_exclusions_checked")
+        con.execute(
+            """
+            INSERT INTO exclusions
+            SELECT ticket_id, metric, trim(exclusion_reason), trim(approved_by),
+                   date_trunc('second', CAST(approved_at AS TIMESTAMPTZ)), line
+            FROM _exclusions_checked WHERE reason IS NULL AND NOT is_copy ORDER BY ticket_id, approved_at, line
+            """
+        )
+
     return _write_import_log(con, staged, labels)
 
 
@@ -335,7 +380,8 @@ def _write_import_log(con, staged: dict[str, int], labels: dict[str, str]) -> li
     )
     result = []
     for staged_table, checked in (("tickets", "tickets"), ("ticket_events", "events"),
-                                  ("contracts", "contracts"), ("invoices", "invoices")):
+                                  ("contracts", "contracts"), ("invoices", "invoices"),
+                                  ("exclusions", "exclusions")):
         if staged_table not in staged:
             continue
         source = labels[staged_table]
@@ -352,6 +398,6 @@ def _write_import_log(con, staged: dict[str, int], labels: dict[str, str]) -> li
         con.execute("INSERT INTO import_log VALUES (now(), ?, ?, ?, ?, ?)",
                     [source, counts.rows_in, counts.accepted, counts.rejected, copies])
         result.append(counts)
-    for t in ("tickets", "events", "contracts", "invoices"):
+    for t in ("tickets", "events", "contracts", "invoices", "exclusions"):
         con.execute(f"DROP TABLE IF EXISTS _{t}_checked")
     return result

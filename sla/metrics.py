@@ -8,29 +8,45 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sla.calendar import BusinessCalendar, ClockBuckets, write_business_calendar
+from sla.calendar import BusinessCalendar, ClockBuckets, build_versioned_business_days, write_business_calendar
 from sla.db import read_sql, scalar
 from sla.db import sql_list as _list
-from sla.policy import Policy
+from sla.policy import Policy, versioned_target_rows, versioned_tier_rows
+from sla.restatements import ensure_tables as ensure_restatement_tables
 
 #: calendar margin after the last instant, so every due instant lands inside the table
 CALENDAR_MARGIN_YEARS = 2
 
 
-def write_policy_tables(con, policy: Policy) -> None:
+def write_policy_tables(con, policy: Policy, on: dt.date | None = None) -> None:
+    """`sla_targets` / `sla_tiers`: the standard terms of the version in force today (one row per tier
+    and severity, as before); `sla_targets_versioned` / `sla_tiers_versioned`: every version
+    (valid_from..valid_to, local dates) x terms (NULL = standard, else a term set's name) x tier.
+    `on`: the local date whose version `sla_targets` / `sla_tiers` show (default today)."""
+    current = policy.version_on(on or dt.date.today())
     con.execute(
         "CREATE OR REPLACE TABLE sla_targets (tier VARCHAR, severity INTEGER, "
         "first_response_seconds BIGINT, resolution_seconds BIGINT)"
     )
-    con.executemany("INSERT INTO sla_targets VALUES (?, ?, ?, ?)", policy.target_rows)
+    con.executemany("INSERT INTO sla_targets VALUES (?, ?, ?, ?)", current.target_rows)
     con.execute(
         "CREATE OR REPLACE TABLE sla_tiers (tier VARCHAR, monthly_incident_quota INTEGER, "
         "monthly_price DECIMAL(12,2), billed VARCHAR)"
     )
     con.executemany(
         "INSERT INTO sla_tiers VALUES (?, ?, ?, ?)",
-        [(name, t.monthly_incident_quota, t.monthly_price, t.billed) for name, t in policy.tiers.items()],
+        [(name, t.monthly_incident_quota, t.monthly_price, t.billed) for name, t in current.tiers.items()],
     )
+    con.execute(
+        "CREATE OR REPLACE TABLE sla_targets_versioned (valid_from DATE, valid_to DATE, terms VARCHAR, tier VARCHAR, "
+        "severity INTEGER, first_response_seconds BIGINT, resolution_seconds BIGINT)"
+    )
+    con.executemany("INSERT INTO sla_targets_versioned VALUES (?, ?, ?, ?, ?, ?, ?)", versioned_target_rows(policy))
+    con.execute(
+        "CREATE OR REPLACE TABLE sla_tiers_versioned (valid_from DATE, valid_to DATE, terms VARCHAR, tier VARCHAR, "
+        "monthly_incident_quota INTEGER, monthly_price DECIMAL(12,2), billed VARCHAR)"
+    )
+    con.executemany("INSERT INTO sla_tiers_versioned VALUES (?, ?, ?, ?, ?, ?, ?)", versioned_tier_rows(policy))
     # lifecycle order of status changes at one instant (sla.policy.LIFECYCLE_ORDER, not `known`'s order)
     con.execute("CREATE OR REPLACE TABLE status_rank (status VARCHAR, rank INTEGER)")
     con.executemany("INSERT INTO status_rank VALUES (?, ?)", list(policy.statuses.lifecycle_rank.items()))
@@ -44,7 +60,8 @@ def calendar_range(con, as_of: dt.datetime) -> tuple[dt.date, dt.date]:
 
 def build_calendar(con, policy: Policy, as_of: dt.datetime) -> BusinessCalendar:
     first, last = calendar_range(con, as_of)
-    calendar = BusinessCalendar.from_policy(policy.calendar, first, last)
+    periods = [(start, end, v.calendar) for start, end, v in policy.version_ranges()]
+    calendar = BusinessCalendar(build_versioned_business_days(periods, first, last))
     write_business_calendar(con, calendar)
     return calendar
 
@@ -54,7 +71,8 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
     (`monthly_sla`, `monthly_quota`, every month) as of the cut-off; returns incidents."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must carry a timezone")
-    write_policy_tables(con, policy)
+    write_policy_tables(con, policy, as_of.astimezone(policy.calendar.tz).date())
+    ensure_optional_inputs(con)
     calendar = build_calendar(con, policy, as_of)
     # whole seconds, like every imported timestamp (epoch()::BIGINT would otherwise round)
     con.execute("CREATE OR REPLACE TABLE run_params AS SELECT date_trunc('second', CAST(? AS TIMESTAMPTZ)) AS as_of",
@@ -68,7 +86,18 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
     )
     con.execute(sql)
     compute_monthly(con)
+    ensure_restatement_tables(con)  # delivered figures vs these: the `restatements` view
     return scalar(con, "SELECT count(*) FROM incident_sla")
+
+
+def ensure_optional_inputs(con) -> None:
+    """A warehouse loaded before exclusions and customer terms existed gets them empty."""
+    con.execute("""CREATE TABLE IF NOT EXISTS exclusions (ticket_id VARCHAR, metric VARCHAR, reason VARCHAR,
+                   approved_by VARCHAR, approved_at TIMESTAMPTZ, line BIGINT)""")
+    cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                       "WHERE table_name = 'contracts' AND table_schema = current_schema()").fetchall()}
+    if cols and "terms" not in cols:
+        con.execute("ALTER TABLE contracts ADD COLUMN terms VARCHAR")
 
 
 def compute_monthly(con) -> None:

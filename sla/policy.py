@@ -16,7 +16,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "config" / "sla-policy.yaml"
 
@@ -206,6 +206,17 @@ class TierPolicy(_Strict):
     targets: dict[int, SeverityTargets]
 
 
+class TermSet(_Strict):
+    """Customer terms (sla-semantics.md section 6): what a contract naming this set gets instead of its
+    tier's figures. Only what is written overrides: a severity's `first_response` left out keeps the
+    tier's target, `first_response: null` removes it."""
+
+    monthly_incident_quota: int | None = Field(None, ge=0)
+    monthly_price: Decimal | None = Field(None, ge=0, decimal_places=2)
+    targets: dict[int, SeverityTargets] = {}
+    description: str | None = None
+
+
 class StatusPolicy(_Strict):
     known: list[str]
     initial: str = "new"
@@ -249,7 +260,12 @@ class Policy(_Strict):
     statuses: StatusPolicy
     severities: list[int]
     tiers: dict[str, TierPolicy]
+    terms: dict[str, TermSet] = {}
     severity_definitions: dict[int, str] = {}
+    #: local date from which this version is in force; None for the first version (in force from the start)
+    in_force_from: dt.date | None = None
+    # every version of the file, in date order (set by load_policy; a policy built directly has one)
+    _versions: tuple["Policy", ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _targets_cover_severities(self) -> "Policy":
@@ -260,7 +276,54 @@ class Policy(_Strict):
                 raise ValueError(f"tiers.{tier_name}.targets: no entry for severity {sorted(missing)}")
             if extra:
                 raise ValueError(f"tiers.{tier_name}.targets: severity {sorted(extra)} is not in severities")
+        for name, ts in self.terms.items():
+            extra = set(ts.targets) - set(self.severities)
+            if extra:
+                raise ValueError(f"terms.{name}.targets: severity {sorted(extra)} is not in severities")
         return self
+
+    # -- versions (sla-semantics.md section 6) ----------------------------------------------
+    @property
+    def versions(self) -> tuple["Policy", ...]:
+        """Every version in date order; the first has in_force_from None (in force from the start)."""
+        return self._versions or (self,)
+
+    def version_on(self, day: dt.date) -> "Policy":
+        """The version in force on a local date."""
+        chosen = self.versions[0]
+        for v in self.versions[1:]:
+            if v.in_force_from is not None and v.in_force_from <= day:
+                chosen = v
+        return chosen
+
+    def version_ranges(self) -> list[tuple[dt.date, dt.date, "Policy"]]:
+        """(first day, last day, version) covering every date: 0001-01-01 .. 9999-12-31."""
+        vs = self.versions
+        out = []
+        for i, v in enumerate(vs):
+            start = v.in_force_from if i else dt.date.min
+            end = vs[i + 1].in_force_from - dt.timedelta(days=1) if i + 1 < len(vs) else dt.date.max
+            out.append((start, end, v))
+        return out
+
+    def tier_figures(self, tier: str, terms: str | None = None) -> tuple[int, Decimal, dict[int, tuple[int | None, int | None]]]:
+        """(quota, monthly price, {severity: (first response s, resolution s)}) of a tier under a term set."""
+        tp = self.tiers[tier]
+        ts = self.terms.get(terms) if terms else None
+        bds = self.calendar.business_day_seconds
+        targets = {}
+        for sev, t in sorted(tp.targets.items()):
+            fr, res = t.first_response, t.resolution
+            over = ts.targets.get(sev) if ts else None
+            if over is not None:
+                if "first_response" in over.model_fields_set:
+                    fr = over.first_response
+                if "resolution" in over.model_fields_set:
+                    res = over.resolution
+            targets[sev] = (target_seconds(fr, bds), target_seconds(res, bds))
+        quota = ts.monthly_incident_quota if ts and ts.monthly_incident_quota is not None else tp.monthly_incident_quota
+        price = ts.monthly_price if ts and ts.monthly_price is not None else tp.monthly_price
+        return quota, price, targets
 
     # -- derived, used by the SQL layer -------------------------------------------------
     @cached_property
@@ -272,6 +335,48 @@ class Policy(_Strict):
             for tier, tp in self.tiers.items()
             for sev, t in sorted(tp.targets.items())
         ]
+
+
+def versioned_target_rows(policy: Policy) -> list[tuple]:
+    """(valid_from, valid_to, terms, tier, severity, first_response_seconds, resolution_seconds):
+    every version x (standard terms = NULL, and every term set named in any version) x tier x severity.
+    In a version that does not define a term set, a contract naming it has the standard terms."""
+    rows = []
+    names = term_set_names(policy)
+    for start, end, v in policy.version_ranges():
+        for terms in (None, *names):  # a set a version does not define: the standard terms then
+            for tier in v.tiers:
+                for sev, (fr, res) in v.tier_figures(tier, terms)[2].items():
+                    rows.append((start, end, terms, tier, sev, fr, res))
+    return rows
+
+
+def versioned_tier_rows(policy: Policy) -> list[tuple]:
+    """(valid_from, valid_to, terms, tier, monthly_incident_quota, monthly_price, billed) likewise."""
+    rows = []
+    names = term_set_names(policy)
+    for start, end, v in policy.version_ranges():
+        for terms in (None, *names):  # a set a version does not define: the standard terms then
+            for tier, tp in v.tiers.items():
+                quota, price, _ = v.tier_figures(tier, terms)
+                rows.append((start, end, terms, tier, quota, price, tp.billed))
+    return rows
+
+
+def term_set_names(policy: Policy) -> list[str]:
+    """Every term set named in any version (a contract may name any of them)."""
+    return sorted({name for v in policy.versions for name in v.terms})
+
+
+#: what a later version may change; the rest (statuses, severities, timezone) is fixed for the file
+VERSIONED_KEYS = ("calendar", "tiers", "terms", "currency", "severity_definitions")
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _field_path(loc: tuple) -> str:
@@ -289,11 +394,61 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: expected a mapping at the top level")
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = _field_path(first["loc"]) or "(top level)"
-        msg = first["msg"].removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
-        raise PolicyError(f"{path}: {where}: {msg}{more}") from None
+    return policy_from_dict(data, str(path))
+
+
+def policy_from_dict(data: dict, where_from: str = "policy") -> Policy:
+    """Validate a policy mapping, with its optional `versions` (sla-semantics.md section 6).
+
+    Without `versions` the file is one version in force from the start (today's format). With it,
+    the top level is the first version, and each entry of `versions` has `in_force_from` (a local
+    date, strictly after the previous version's) and the parts that change from the previous
+    version (deep-merged: `tiers: {gold: {monthly_price: "1599.00"}}` changes only that). A later
+    version may change calendar, tiers, terms, currency and severity_definitions; the timezone,
+    statuses and severities stay those of the first version.
+    """
+    data = dict(data)
+    later = data.pop("versions", None) or []
+    if not isinstance(later, list):
+        raise PolicyError(f"{where_from}: versions: expected a list of versions, each with in_force_from")
+
+    def validate(raw: dict, prefix: str) -> Policy:
+        try:
+            return Policy.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = prefix + (_field_path(first["loc"]) or "(top level)")
+            msg = first["msg"].removeprefix("Value error, ")
+            more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+            raise PolicyError(f"{where_from}: {where}: {msg}{more}") from None
+
+    first = validate(data, "")
+    versions = [first]
+    raw = {k: v for k, v in data.items() if k != "in_force_from"}
+    for n, entry in enumerate(later):
+        prefix = f"versions.{n}."
+        if not isinstance(entry, dict):
+            raise PolicyError(f"{where_from}: versions.{n}: expected a mapping with in_force_from")
+        if "in_force_from" not in entry:
+            raise PolicyError(f"{where_from}: {prefix}in_force_from: required (the local date the version applies from)")
+        bad = sorted(set(entry) - set(VERSIONED_KEYS) - {"in_force_from"})
+        if bad:
+            raise PolicyError(f"{where_from}: {prefix}{bad[0]}: cannot change between versions "
+                              f"(a version may change {', '.join(VERSIONED_KEYS)})")
+        raw = _merge(raw, {k: v for k, v in entry.items() if k != "in_force_from"})
+        v = validate({**raw, "in_force_from": entry["in_force_from"]}, prefix)
+        prev = versions[-1]
+        if prev.in_force_from is not None and v.in_force_from <= prev.in_force_from:
+            word = "overlaps" if v.in_force_from == prev.in_force_from else "is before"
+            raise PolicyError(f"{where_from}: {prefix}in_force_from: {v.in_force_from} {word} the previous version's "
+                              f"in_force_from {prev.in_force_from}; versions must be in date order, one per date")
+        if first.in_force_from is not None and v.in_force_from <= first.in_force_from:
+            raise PolicyError(f"{where_from}: {prefix}in_force_from: {v.in_force_from} is not after the first "
+                              f"version's in_force_from {first.in_force_from}")
+        if v.calendar.timezone != first.calendar.timezone:
+            raise PolicyError(f"{where_from}: {prefix}calendar.timezone: cannot change between versions "
+                              f"(the first version's is {first.calendar.timezone})")
+        versions.append(v)
+    if len(versions) > 1:
+        first._versions = tuple(versions)
+    return first

@@ -17,21 +17,31 @@ HEADERS = {
     "ticket_events.csv": ["ticket_id", "occurred_at", "kind", "actor", "value"],
     "contracts.csv": ["customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager"],
     "invoices.csv": ["invoice_id", "customer_id", "issued_on", "period_start", "period_end", "amount_eur"],
+    "exclusions.csv": ["ticket_id", "metric", "reason", "approved_by", "approved_at"],
 }
 
 
-def write_export(folder: Path, tickets=(), events=(), contracts=(), invoices=None) -> Path:
-    """Rows are tuples in header order (or dicts)."""
+def write_export(folder: Path, tickets=(), events=(), contracts=(), invoices=None, exclusions=None) -> Path:
+    """Rows are tuples in header order (or dicts). Contract rows of 7 values (or dicts with `terms`)
+    add the optional `terms` column."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {"tickets.csv": tickets, "ticket_events.csv": events, "contracts.csv": contracts}
     if invoices is not None:
         files["invoices.csv"] = invoices
+    if exclusions is not None:
+        files["exclusions.csv"] = exclusions
     for name, rows in files.items():
+        header = list(HEADERS[name])
+        if name == "contracts.csv" and any(len(r) == 7 if not isinstance(r, dict) else "terms" in r for r in rows):
+            header.append("terms")
         with (folder / name).open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(HEADERS[name])
+            w.writerow(header)
             for r in rows:
-                w.writerow([r.get(h, "") for h in HEADERS[name]] if isinstance(r, dict) else r)
+                if isinstance(r, dict):
+                    w.writerow([r.get(h, "") for h in header])
+                else:
+                    w.writerow(list(r) + [""] * (len(header) - len(r)))
     return folder
 
 

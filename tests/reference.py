@@ -17,21 +17,30 @@ UTC = dt.timezone.utc
 
 
 class RefCalendar:
+    """Each local day by the calendar of the policy version in force that day (section 6)."""
+
     def __init__(self, policy: Policy):
-        self.cal = policy.calendar
+        self.policy = policy
         self.tz = policy.calendar.tz
-        self._holidays = holidays.country_holidays(self.cal.holidays.country, subdiv=self.cal.holidays.subdivision,
-                                                   years=range(2000, 2041)) if self.cal.holidays.country else {}
+        self._holidays: dict[int, object] = {}
+
+    def _holidays_of(self, cal):
+        if id(cal) not in self._holidays:
+            self._holidays[id(cal)] = holidays.country_holidays(
+                cal.holidays.country, subdiv=cal.holidays.subdivision,
+                years=range(2000, 2041)) if cal.holidays.country else {}
+        return self._holidays[id(cal)]
 
     def window(self, day: dt.date):
-        for extra in self.cal.extra_open_dates:
+        cal = self.policy.version_on(day).calendar
+        for extra in cal.extra_open_dates:
             if extra.date == day:
-                start, end = parse_hours(extra.hours) if extra.hours else self.cal.default_open_window()
+                start, end = parse_hours(extra.hours) if extra.hours else cal.default_open_window()
                 break
         else:
-            if day in self.cal.extra_closed_dates or day in self._holidays:
+            if day in cal.extra_closed_dates or day in self._holidays_of(cal):
                 return None
-            hours = self.cal.weekly_hours.get(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[day.weekday()])
+            hours = cal.weekly_hours.get(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[day.weekday()])
             if not hours:
                 return None
             start, end = parse_hours(hours)
@@ -94,6 +103,16 @@ class Contract:
     tier: str
     valid_from: dt.date
     valid_to: dt.date | None
+    terms: str | None = None  # a term set of the policy; None = the tier's standard terms
+
+
+@dataclass
+class Exclusion:
+    ticket_id: str
+    metric: str  # first_response, resolution or both
+    reason: str
+    approved_by: str
+    approved_at: dt.datetime
 
 
 #: sla-semantics.md section 3, "Order of events": at one instant replies, then severity changes (least
@@ -113,11 +132,17 @@ def event_key(e: Event):
 
 
 def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts: list[Contract],
-                           policy: Policy, as_of: dt.datetime) -> dict[str, dict]:
+                           policy: Policy, as_of: dt.datetime, exclusions: list[Exclusion] = ()) -> dict[str, dict]:
     cal = RefCalendar(policy)
     tz = policy.calendar.tz
     resolved_set, pause_set = set(policy.statuses.resolved), set(policy.statuses.pause)
-    bds = policy.calendar.business_day_seconds
+    # approved exclusions known at the cut-off; for one ticket and metric the latest approval (then the
+    # later row) applies
+    excluded: dict[tuple[str, str], Exclusion] = {}
+    for x in sorted((x for x in exclusions if x.approved_at <= as_of), key=lambda x: x.approved_at):
+        for metric in (("first_response", "resolution") if x.metric == "both" else (x.metric,)):
+            excluded[(x.ticket_id, metric)] = x
+    quotas: dict[str, int] = {}
     out: dict[str, dict] = {}
     for t in tickets:
         if t.created_at > as_of:
@@ -160,14 +185,27 @@ def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts
             return sev
 
         local_date = t.created_at.astimezone(tz).date()
-        tier = next((c.tier for c in contracts if c.customer_id == t.customer_id and c.valid_from <= local_date
-                     and (c.valid_to is None or local_date <= c.valid_to)), None)
+        contract = next((c for c in contracts if c.customer_id == t.customer_id and c.valid_from <= local_date
+                         and (c.valid_to is None or local_date <= c.valid_to)), None)
+        tier = contract.tier if contract else None
+        terms = contract.terms if contract else None
         fr_sev = severity_at(first_response_at or as_of)
         res_sev = severity_at(resolved_at or as_of)
         fr_target = res_target = None
         if tier:
-            fr_target = target_seconds(policy.tiers[tier].targets[fr_sev].first_response, bds)
-            res_target = target_seconds(policy.tiers[tier].targets[res_sev].resolution, bds)
+            # the version in force on the local creation date, under the contract's terms
+            version = policy.version_on(local_date)
+            bds = version.calendar.business_day_seconds
+            base = version.tiers[tier]
+            over = version.terms.get(terms) if terms else None
+            fr_text, res_text = base.targets[fr_sev].first_response, base.targets[res_sev].resolution
+            if over and fr_sev in over.targets and "first_response" in over.targets[fr_sev].model_fields_set:
+                fr_text = over.targets[fr_sev].first_response
+            if over and res_sev in over.targets and "resolution" in over.targets[res_sev].model_fields_set:
+                res_text = over.targets[res_sev].resolution
+            fr_target, res_target = target_seconds(fr_text, bds), target_seconds(res_text, bds)
+            quotas[t.ticket_id] = (over.monthly_incident_quota if over and over.monthly_incident_quota is not None
+                                   else base.monthly_incident_quota)
         fr_secs = cal.seconds(t.created_at, first_response_at) if first_response_at else None
         fr_elapsed = cal.seconds(t.created_at, as_of)
         if fr_target is None:
@@ -182,6 +220,11 @@ def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts
             res_met = running <= res_target
         else:
             res_met = False if running > res_target else None
+        x_fr, x_res = excluded.get((t.ticket_id, "first_response")), excluded.get((t.ticket_id, "resolution"))
+        if x_fr:
+            fr_met = None
+        if x_res:
+            res_met = None
         out[t.ticket_id] = dict(
             ticket_id=t.ticket_id, customer_id=t.customer_id, tier=tier,
             first_response_severity=fr_sev, resolution_severity=res_sev,
@@ -192,6 +235,10 @@ def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts
             resolution_business_seconds=running if resolved_at else None,
             paused_business_seconds=paused if resolved_at else None,
             resolution_target_seconds=res_target, resolution_met=res_met,
+            first_response_excluded=x_fr is not None, resolution_excluded=x_res is not None,
+            first_response_exclusion_reason=x_fr.reason if x_fr else None,
+            resolution_exclusion_reason=x_res.reason if x_res else None,
+            terms=terms if tier else None,
             _month=t.created_at.astimezone(tz).strftime("%Y-%m"),
         )
     # quota: rank per customer, local month and tier by creation time, then ticket id; incidents
@@ -204,7 +251,7 @@ def reference_incident_sla(tickets: list[Ticket], events: list[Event], contracts
                 by_group.setdefault((t.customer_id, out[t.ticket_id]["_month"], out[t.ticket_id]["tier"]), []).append(t)
     for (_, _, tier), group in by_group.items():
         for rank, t in enumerate(sorted(group, key=lambda x: (x.created_at, x.ticket_id)), start=1):
-            out[t.ticket_id]["over_quota"] = rank > policy.tiers[tier].monthly_incident_quota
+            out[t.ticket_id]["over_quota"] = rank > quotas[t.ticket_id]
     for row in out.values():
         del row["_month"]
     return out

@@ -14,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from connectors.demo_export import write_demo_export
+from connectors.demo_export import DEMO_POLICY_FILE, write_demo_export
 from pipelines.cli.deliver import add_deliver_parser
+from pipelines.cli.restatements import add_restatements_parser
 from pipelines.cli.serve import serve
 from pipelines.cli.sync import add_sync_parser
 from pipelines.resources import ticket_source_resource
@@ -86,6 +87,8 @@ def cmd_demo(args) -> int:
                                as_of=as_of, incidents=args.incidents, progress=lambda m: _progress(f"[demo] {m}"))
     _progress(f"[demo] wrote {', '.join(f'{n} {k}' for k, n in counts.items())} in {time.monotonic() - started:.1f}s")
     args.as_of = as_of.isoformat()
+    if not args.policy:  # the demo's policy: customer term sets and a second version (issue 17)
+        args.policy = str(export_dir / DEMO_POLICY_FILE)
     return _run_pipeline(args)
 
 
@@ -179,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     add_deliver_parser(sub, month_type)
+    add_restatements_parser(sub, month_type, default_db=str(DEFAULT_VAR / "warehouse.duckdb"))
 
     add_sync_parser(sub, default_db=str(DEFAULT_VAR / "warehouse.duckdb"))
 

@@ -1,7 +1,10 @@
 -- Gold billing (sla-semantics.md section 5): reconciliation lines, pieces, invoice parts and the
 -- service-year view. Money in integer cents (BIGINT / HUGEINT), never floating point; converted
 -- to DECIMAL(12,2) only for the output columns.
--- Inputs: contracts, invoices, run_params (as_of), gold_fee (fee_cents, from the policy).
+-- Inputs: contracts (with `terms`), invoices, run_params (as_of), gold_fee (valid_from, valid_to,
+-- terms, fee_cents: the Gold monthly fee per policy version and term set, sla-semantics.md section 6).
+-- A day's fee is that of the version in force that day under the contract's terms; a piece (the
+-- days of one line in one month) owes half-up(sum of its days' fees / days in the month).
 -- Works on inclusive date intervals (Gold spans cut into segments at invoice-period boundaries),
 -- never on one row per day; tests/sla/billing_reference.py checks it day by day.
 --
@@ -27,6 +30,10 @@
 CREATE OR REPLACE MACRO month_part_cents(fee_cents, days, days_in_month) AS
     (2 * fee_cents * days + days_in_month) // (2 * days_in_month);
 
+-- half-up to the cent of (sum over the days of each day's fee) / days_in_month
+CREATE OR REPLACE TEMP MACRO _fee_days_cents(fee_days, days_in_month) AS
+    (2 * fee_days + days_in_month) // (2 * days_in_month);
+
 -- exact: DECIMAL multiplication, no division and no float
 CREATE OR REPLACE MACRO cents_to_eur(cents) AS CAST(CAST(cents AS DECIMAL(18,0)) * 0.01 AS DECIMAL(12,2));
 
@@ -44,8 +51,8 @@ CREATE OR REPLACE TEMP MACRO _natural_key(s) AS
             n := ltrim(regexp_extract(c, '[0-9]*$'), '0')));
 
 CREATE OR REPLACE TEMP TABLE _params AS
-SELECT CAST(timezone('{tz}', p.as_of) AS DATE) AS cutoff_day, f.fee_cents
-FROM run_params p, gold_fee f;
+SELECT CAST(timezone('{tz}', p.as_of) AS DATE) AS cutoff_day
+FROM run_params p;
 
 -- The invoices that exist as of the cut-off (issued on or before its local date), with their
 -- rank in invoice order per customer.
@@ -83,6 +90,15 @@ WITH c AS (
 )
 SELECT customer_id, min(s) AS s, max(e) AS e FROM numbered GROUP BY customer_id, span;
 
+-- Fee spans: each Gold contract cut at the policy versions, with the fee of that version under the
+-- contract's terms. Contracts of one customer never overlap, so neither do these.
+CREATE OR REPLACE TEMP TABLE _fee_spans AS
+SELECT c.customer_id, greatest(c.valid_from, f.valid_from) AS s,
+       least(coalesce(c.valid_to, h.last_day), h.last_day, f.valid_to) AS e, f.fee_cents
+FROM contracts c, _horizon h, gold_fee f
+WHERE c.tier = 'gold' AND c.valid_from <= h.last_day AND f.terms IS NOT DISTINCT FROM c.terms
+  AND f.valid_from <= least(coalesce(c.valid_to, h.last_day), h.last_day) AND c.valid_from <= f.valid_to;
+
 -- Elementary segments: the customer's Gold spans cut at every boundary of a (non-credit)
 -- invoice period and after the cut-off day, so that within one segment every day has the same
 -- invoices and the same side of the cut-off.
@@ -90,53 +106,56 @@ CREATE OR REPLACE TEMP TABLE _segments AS
 WITH points AS (
     SELECT customer_id, s AS p FROM _gold_spans
     UNION SELECT customer_id, e + 1 FROM _gold_spans
+    UNION SELECT customer_id, s FROM _fee_spans
+    UNION SELECT customer_id, e + 1 FROM _fee_spans
     UNION SELECT customer_id, period_start FROM _inv WHERE NOT is_credit
     UNION SELECT customer_id, period_end + 1 FROM _inv WHERE NOT is_credit
     UNION SELECT g.customer_id, h.cutoff_day + 1 FROM _gold_spans g, _horizon h
 ), cut AS (
     SELECT customer_id, p AS s, lead(p) OVER (PARTITION BY customer_id ORDER BY p) - 1 AS e FROM points
 )
-SELECT c.customer_id, c.s, c.e
+SELECT c.customer_id, c.s, c.e, f.fee_cents
 FROM cut c JOIN _gold_spans g ON g.customer_id = c.customer_id AND c.s BETWEEN g.s AND g.e
+JOIN _fee_spans f ON f.customer_id = c.customer_id AND c.s BETWEEN f.s AND f.e
 WHERE c.e IS NOT NULL;
 
 -- Each Gold day belongs to the first invoice (invoice order) whose period contains it; credit
 -- notes claim none. Days nobody claims count up to the cut-off's local date only.
 CREATE OR REPLACE TEMP TABLE _seg_owner AS
-SELECT customer_id, s, e, invoice_id
+SELECT customer_id, s, e, fee_cents, invoice_id
 FROM (
-    SELECT g.customer_id, g.s, g.e, arg_min(i.invoice_id, i.seq) AS invoice_id
+    SELECT g.customer_id, g.s, g.e, g.fee_cents, arg_min(i.invoice_id, i.seq) AS invoice_id
     FROM _segments g
     LEFT JOIN _inv i ON i.customer_id = g.customer_id AND NOT i.is_credit
                     AND i.period_start <= g.s AND g.e <= i.period_end
-    GROUP BY g.customer_id, g.s, g.e
+    GROUP BY g.customer_id, g.s, g.e, g.fee_cents
 ), _horizon h
 WHERE invoice_id IS NOT NULL OR e <= h.cutoff_day;
 
 -- Unbilled runs: unclaimed segments merged where they touch (maximal runs of consecutive days).
 CREATE OR REPLACE TEMP TABLE _run_segments AS
 WITH marked AS (
-    SELECT customer_id, s, e,
+    SELECT customer_id, s, e, fee_cents,
            CASE WHEN s = lag(e) OVER (PARTITION BY customer_id ORDER BY s) + 1 THEN 0 ELSE 1 END AS starts_run
     FROM _seg_owner WHERE invoice_id IS NULL
 ), numbered AS (
     SELECT *, sum(starts_run) OVER (PARTITION BY customer_id ORDER BY s ROWS UNBOUNDED PRECEDING) AS run
     FROM marked
 )
-SELECT customer_id, s, e, min(s) OVER (PARTITION BY customer_id, run) AS run_start,
+SELECT customer_id, s, e, fee_cents, min(s) OVER (PARTITION BY customer_id, run) AS run_start,
        max(e) OVER (PARTITION BY customer_id, run) AS run_end
 FROM numbered;
 
 -- Pieces: the days of one invoice or one unbilled run in one calendar month.
 CREATE OR REPLACE TABLE gold_pieces AS
 WITH assigned AS (
-    SELECT o.customer_id, o.invoice_id, i.period_start, i.period_end, o.s, o.e
+    SELECT o.customer_id, o.invoice_id, i.period_start, i.period_end, o.s, o.e, o.fee_cents
     FROM _seg_owner o JOIN _inv i ON i.invoice_id = o.invoice_id
     UNION ALL
-    SELECT customer_id, NULL, run_start, run_end, s, e FROM _run_segments
+    SELECT customer_id, NULL, run_start, run_end, s, e, fee_cents FROM _run_segments
 ), grouped AS (
     SELECT a.customer_id, a.invoice_id, a.period_start, a.period_end, m.month,
-           sum(m.days) AS days, any_value(m.days_in_month) AS days_in_month
+           sum(m.days) AS days, sum(m.days * a.fee_cents) AS fee_days, any_value(m.days_in_month) AS days_in_month
     FROM assigned a,
          LATERAL (SELECT CAST(mm AS DATE) AS month,
                          least(a.e, last_day(CAST(mm AS DATE))) - greatest(a.s, CAST(mm AS DATE)) + 1 AS days,
@@ -148,9 +167,9 @@ WITH assigned AS (
 SELECT g.customer_id, g.invoice_id, g.period_start, g.period_end, g.month,
        CAST(year(g.month) AS INTEGER) AS year, CAST(g.days AS INTEGER) AS days,
        CAST(g.days_in_month AS INTEGER) AS days_in_month,
-       CAST(month_part_cents(p.fee_cents, g.days, g.days_in_month) AS BIGINT) AS owed_cents,
-       cents_to_eur(month_part_cents(p.fee_cents, g.days, g.days_in_month)) AS owed_eur
-FROM grouped g, _params p
+       CAST(_fee_days_cents(g.fee_days, g.days_in_month) AS BIGINT) AS owed_cents,
+       cents_to_eur(_fee_days_cents(g.fee_days, g.days_in_month)) AS owed_eur
+FROM grouped g
 ORDER BY g.customer_id, g.month, g.period_start, g.invoice_id NULLS LAST;
 
 -- Invoices whose period shares a day with an earlier (invoice order) non-credit invoice.
@@ -207,14 +226,16 @@ WITH invoice_months AS (
            any_value(m.e - m.s + 1) AS calendar_days,
            -- (least/greatest skip NULLs: count only rows that did join a Gold span)
            coalesce(sum(least(m.e, g.e) - greatest(m.s, g.s) + 1) FILTER (WHERE g.customer_id IS NOT NULL), 0) AS gold_days,
+           coalesce(sum((least(m.e, g.e) - greatest(m.s, g.s) + 1) * g.fee_cents)
+                    FILTER (WHERE g.customer_id IS NOT NULL), 0) AS fee_days,
            any_value(day(last_day(m.month))) AS days_in_month
     FROM invoice_months m
-    LEFT JOIN _gold_spans g ON g.customer_id = m.customer_id AND g.s <= m.e AND m.s <= g.e
+    LEFT JOIN _fee_spans g ON g.customer_id = m.customer_id AND g.s <= m.e AND m.s <= g.e
     GROUP BY m.invoice_id, m.customer_id, m.month
 ), fee_weights AS (
-    SELECT m.*, month_part_cents(p.fee_cents, m.gold_days, m.days_in_month) AS fee_weight,
-           sum(month_part_cents(p.fee_cents, m.gold_days, m.days_in_month)) OVER (PARTITION BY m.invoice_id) AS fee_total
-    FROM months m, _params p
+    SELECT m.*, _fee_days_cents(m.fee_days, m.days_in_month) AS fee_weight,
+           sum(_fee_days_cents(m.fee_days, m.days_in_month)) OVER (PARTITION BY m.invoice_id) AS fee_total
+    FROM months m
 ), weights AS (
     SELECT *, CAST(CASE WHEN fee_total > 0 THEN fee_weight ELSE calendar_days END AS HUGEINT) AS weight
     FROM fee_weights

@@ -1,5 +1,6 @@
 -- Per-incident SLA metrics (sla-semantics.md section 3), set-based over the business calendar.
--- Inputs: tickets, ticket_events, contracts, business_calendar, sla_targets, sla_tiers, run_params.
+-- Inputs: tickets, ticket_events, contracts (with `terms`), exclusions, business_calendar,
+-- sla_targets_versioned, sla_tiers_versioned, run_params.
 -- Placeholders in curly braces are filled from the validated policy by sla/metrics.py.
 
 -- Incidents as of the cut-off, with the local month and date of creation.
@@ -143,7 +144,7 @@ ASOF LEFT JOIN _severity_changes c ON s.ticket_id = c.ticket_id AND s.at >= c.oc
 -- a customer's incidents of a local month are ranked per tier (creation time, then ticket id), so a
 -- month with a tier change has one allowance per tier; incidents without a contract take no rank.
 CREATE OR REPLACE TEMP TABLE _tiered AS
-SELECT s.*, c.tier,
+SELECT s.*, c.tier, c.terms,
        CASE WHEN c.tier IS NOT NULL THEN
            row_number() OVER (PARTITION BY s.customer_id, s.month, c.tier ORDER BY s.created_at, s.ticket_id)
        END AS quota_rank
@@ -171,9 +172,30 @@ JOIN _durations d USING (ticket_id)
 LEFT JOIN business_clock_buckets cr ON cr.k = least(greatest(t.fr_e - {clock_base}, 0) // {clock_bucket}, {clock_max})
 CROSS JOIN (SELECT c.cum_before + least(greatest(epoch(p.as_of)::BIGINT - c.open_epoch, 0), c.business_seconds) AS clock
             FROM run_params p JOIN business_clock_buckets c ON c.k = least(greatest(epoch(p.as_of)::BIGINT - {clock_base}, 0) // {clock_bucket}, {clock_max})) ca
-LEFT JOIN sla_targets ft ON ft.tier = t.tier AND ft.severity = fs.severity
-LEFT JOIN sla_targets rt ON rt.tier = t.tier AND rt.severity = rs.severity
-LEFT JOIN sla_tiers tier_q ON tier_q.tier = t.tier;
+-- Targets and quota (sla-semantics.md section 6): the policy version in force on the local date of
+-- creation, under the contract's term set (NULL = the tier's standard terms).
+LEFT JOIN sla_targets_versioned ft ON ft.tier = t.tier AND ft.severity = fs.severity
+      AND ft.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN ft.valid_from AND ft.valid_to
+LEFT JOIN sla_targets_versioned rt ON rt.tier = t.tier AND rt.severity = rs.severity
+      AND rt.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN rt.valid_from AND rt.valid_to
+LEFT JOIN sla_tiers_versioned tier_q ON tier_q.tier = t.tier
+      AND tier_q.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN tier_q.valid_from AND tier_q.valid_to;
+
+-- Approved exclusions (sla-semantics.md section 6) known at the cut-off: per incident and metric the
+-- latest approval (approved_at, then the later line) applies; `both` stands for both metrics.
+CREATE OR REPLACE TABLE incident_exclusions AS
+SELECT ticket_id, metric, r.reason, r.approved_by, r.approved_at
+FROM (
+    SELECT e.ticket_id, m.metric,
+           arg_max(struct_pack(reason := e.reason, approved_by := e.approved_by, approved_at := e.approved_at),
+                   struct_pack(a := e.approved_at, l := e.line)) AS r
+    FROM exclusions e
+    CROSS JOIN (VALUES ('first_response'), ('resolution')) m(metric), run_params p
+    WHERE e.approved_at <= p.as_of AND (e.metric = m.metric OR e.metric = 'both')
+      AND e.ticket_id IN (SELECT ticket_id FROM _incidents)
+    GROUP BY e.ticket_id, m.metric
+)
+ORDER BY ticket_id, metric;
 
 -- Due instant: inverse lookup, the day whose cumulative business time first reaches the goal
 -- (cum_before < goal <= cum_end): row (goal - 1) // {due_bucket} of business_due_buckets.
@@ -197,18 +219,20 @@ SELECT m.ticket_id,
        m.first_response_business_seconds::BIGINT AS first_response_business_seconds,
        m.first_response_target_seconds::BIGINT AS first_response_target_seconds,
        fd.due_at AS first_response_due_at,
-       CASE WHEN m.first_response_target_seconds IS NULL THEN NULL
+       CASE WHEN m.first_response_target_seconds IS NULL OR xf.ticket_id IS NOT NULL THEN NULL
             WHEN m.first_response_at IS NOT NULL THEN m.first_response_business_seconds <= m.first_response_target_seconds
             WHEN m.elapsed_business_seconds > m.first_response_target_seconds THEN false
        END AS first_response_met,
        CASE WHEN m.resolved_at IS NOT NULL THEN m.running_seconds END::BIGINT AS resolution_business_seconds,
        CASE WHEN m.resolved_at IS NOT NULL THEN m.paused_seconds END::BIGINT AS paused_business_seconds,
        m.resolution_target_seconds::BIGINT AS resolution_target_seconds,
-       CASE WHEN m.resolution_target_seconds IS NULL THEN NULL
+       CASE WHEN m.resolution_target_seconds IS NULL OR xr.ticket_id IS NOT NULL THEN NULL
             WHEN m.resolved_at IS NOT NULL THEN m.running_seconds <= m.resolution_target_seconds
             WHEN m.running_seconds > m.resolution_target_seconds THEN false
        END AS resolution_met,
        CASE WHEN m.tier IS NOT NULL THEN m.quota_rank > m.quota END AS over_quota,
+       xf.ticket_id IS NOT NULL AS first_response_excluded,
+       xr.ticket_id IS NOT NULL AS resolution_excluded,
        -- extensions beyond the data contract (for reports and explanations)
        m.created_at,
        m.month,
@@ -218,6 +242,13 @@ SELECT m.ticket_id,
        m.running_seconds::BIGINT AS resolution_elapsed_business_seconds,
        m.paused_seconds::BIGINT AS paused_elapsed_business_seconds,
        CASE WHEN m.first_response_at IS NULL THEN m.elapsed_business_seconds END::BIGINT AS first_response_elapsed_business_seconds,
+       m.terms,                                   -- the contract's term set; NULL = standard terms
+       m.quota::INTEGER AS quota,                 -- allowance of the incident's tier (version, terms)
+       xf.reason AS first_response_exclusion_reason,
+       xr.reason AS resolution_exclusion_reason,
        p.as_of
-FROM _measured m LEFT JOIN _fr_due fd USING (ticket_id) CROSS JOIN run_params p
+FROM _measured m LEFT JOIN _fr_due fd USING (ticket_id)
+LEFT JOIN incident_exclusions xf ON xf.ticket_id = m.ticket_id AND xf.metric = 'first_response'
+LEFT JOIN incident_exclusions xr ON xr.ticket_id = m.ticket_id AND xr.metric = 'resolution'
+CROSS JOIN run_params p
 ORDER BY m.created_at, m.ticket_id;

@@ -7,24 +7,26 @@ CREATE OR REPLACE VIEW monthly_sla_view AS
 WITH metric_rows AS (
     SELECT month, customer_id, tier, 'first_response' AS metric, first_response_severity AS severity,
            first_response_met AS met, first_response_target_seconds AS target_seconds,
-           first_response_business_seconds AS business_seconds, as_of
+           first_response_business_seconds AS business_seconds, first_response_excluded AS excluded, as_of
     FROM incident_sla
     UNION ALL
     SELECT month, customer_id, tier, 'resolution', resolution_severity,
-           resolution_met, resolution_target_seconds, resolution_business_seconds, as_of
+           resolution_met, resolution_target_seconds, resolution_business_seconds, resolution_excluded, as_of
     FROM incident_sla
 )
 SELECT month, customer_id, tier, severity, metric,
        count(*) AS incidents,
        count(*) FILTER (WHERE met) AS met,
        count(*) FILTER (WHERE NOT met) AS breached,
-       count(*) FILTER (WHERE met IS NULL AND target_seconds IS NOT NULL) AS pending,
-       count(*) FILTER (WHERE target_seconds IS NULL) AS no_target,
+       count(*) FILTER (WHERE met IS NULL AND target_seconds IS NOT NULL AND NOT excluded) AS pending,
+       count(*) FILTER (WHERE target_seconds IS NULL AND NOT excluded) AS no_target,
        CAST(count(*) FILTER (WHERE met) AS DOUBLE) / nullif(count(*) FILTER (WHERE met IS NOT NULL), 0) AS compliance_rate,
        median(business_seconds) AS median_business_seconds,
        quantile_cont(business_seconds, 0.9) AS p90_business_seconds,
        count(business_seconds) AS measured,
-       any_value(as_of) AS as_of
+       any_value(as_of) AS as_of,
+       -- approved exclusions (sla-semantics.md section 6): neither met, breached, pending nor no_target
+       count(*) FILTER (WHERE excluded) AS excluded
 FROM metric_rows
 GROUP BY ALL;
 
@@ -33,9 +35,9 @@ GROUP BY ALL;
 -- tier NULL: incidents without a contract; they use no allowance (quota NULL, over_quota 0).
 CREATE OR REPLACE VIEW monthly_quota_view AS
 SELECT s.month, s.customer_id, s.tier, count(*) AS incidents,
-       any_value(t.monthly_incident_quota) AS quota,
+       max(s.quota) AS quota,                 -- the tier's allowance (policy version, customer terms)
        count(*) FILTER (WHERE s.over_quota) AS over_quota,
        count(*) FILTER (WHERE s.resolved_at IS NULL) AS open_at_cutoff,
        any_value(s.as_of) AS as_of
-FROM incident_sla s LEFT JOIN sla_tiers t ON t.tier = s.tier
+FROM incident_sla s
 GROUP BY s.month, s.customer_id, s.tier;

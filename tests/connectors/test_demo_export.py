@@ -66,7 +66,7 @@ def test_headers_exactly_as_data_contract(demo):
     expected = {
         "tickets.csv": "ticket_id,customer_id,subject,severity,created_at,channel",
         "ticket_events.csv": "ticket_id,occurred_at,kind,actor,value",
-        "contracts.csv": "customer_id,customer_name,tier,valid_from,valid_to,account_manager",
+        "contracts.csv": "customer_id,customer_name,tier,valid_from,valid_to,account_manager,terms",
         "invoices.csv": "invoice_id,customer_id,issued_on,period_start,period_end,amount_eur",
     }
     for name, header in expected.items():
@@ -229,7 +229,10 @@ def test_open_tickets_and_off_hours(frames):
 
 
 # ----------------------------------------------------------------------------- invoices
-def test_invoices(frames):
+def test_invoices(frames, demo):
+    from sla.policy import load_policy
+
+    policy = load_policy(demo / "sla-policy.yaml")  # the demo's: a second version and term sets
     tickets, _, contracts, invoices = frames
     assert invoices.invoice_id.is_unique
     assert invoices.invoice_id.str.match(r"^INV-\d{4}-\d{4}$").all()
@@ -245,7 +248,11 @@ def test_invoices(frames):
             statuses.append("not_gold")
             continue
         assert len(g) == 1 and g.vf.iloc[0] <= ps and pe <= g.vt.iloc[0]
-        owed = _gold_owed(ps.date(), pe.date())
+        terms = g.terms.iloc[0] or None
+
+        def fee_of(day, terms=terms):
+            return policy.version_on(day).tier_figures("gold", terms)[1]
+        owed = _gold_owed(ps.date(), pe.date(), fee_of)
         amount = Decimal(inv.amount_eur)
         statuses.append("ok" if amount == owed else "under" if amount < owed else "over")
     assert statuses.count("not_gold") == 1 and statuses.count("under") == 1 and statuses.count("over") == 1
@@ -325,3 +332,16 @@ def test_small_and_edge_arguments(tmp_path):
     assert counts["tickets.csv"] == 4  # only the deliberate bad rows
     with pytest.raises(ValueError):
         write_demo_export(tmp_path / "c", as_of=dt.datetime(2026, 1, 1))
+
+
+def test_demo_carries_versions_terms_and_exclusions(demo):
+    """Issue 17: the demo exercises policy versions, customer terms and exclusions (bad rows too)."""
+    from sla.policy import load_policy
+
+    policy = load_policy(demo / "sla-policy.yaml")
+    assert len(policy.versions) == 2 and policy.versions[1].tiers["gold"].monthly_price == Decimal("1599.00")
+    contracts = _read(demo, "contracts.csv")
+    assert {"gold-6", "enterprise-fast", "platinum"} <= set(contracts.terms)
+    exclusions = _read(demo, "exclusions.csv")
+    assert set(exclusions.metric) == {"first_response", "resolution", "both", "speed"}
+    assert (exclusions.reason == "").sum() == 1 and "T99999999" in set(exclusions.ticket_id)

@@ -52,26 +52,30 @@ def month_of(day: dt.date) -> dt.date:
     return day.replace(day=1)
 
 
-def month_share(fee: Decimal, days: int, month: dt.date) -> Decimal:
-    return half_up(fee * days / days_in_month(month))
+def month_share(fees, month: dt.date) -> Decimal:
+    """half-up(sum of the days' fees / days in the month): `fees` is the list of the days' fees."""
+    return half_up(sum(fees, Decimal(0)) / days_in_month(month))
 
 
-def reference(contracts, invoices, cutoff_day: dt.date, fee: Decimal = Decimal("1499.00")):
+def reference(contracts, invoices, cutoff_day: dt.date, fee=Decimal("1499.00")):
+    """`contracts`: (customer, tier, start, end[, terms]); `fee`: one Decimal, or a function
+    (day, terms) -> the day's Gold fee (policy version in force that day, the contract's terms)."""
     with localcontext() as ctx:
         ctx.prec = 60
-        return _reference(contracts, invoices, cutoff_day, fee)
+        fee_of = fee if callable(fee) else (lambda _day, _terms: fee)
+        return _reference(contracts, invoices, cutoff_day, fee_of)
 
 
-def _reference(contracts, invoices, cutoff_day, fee):
+def _reference(contracts, invoices, cutoff_day, fee_of):
     existing = [inv for inv in invoices if inv[2] <= cutoff_day]
     ordered = sorted(existing, key=lambda inv: (inv[2], natural_key(inv[0])))
     horizon = max([cutoff_day] + [inv[4] for inv in existing])
 
-    gold: set[tuple[str, dt.date]] = set()
-    for cid, tier, start, end in contracts:
+    gold: dict[tuple[str, dt.date], Decimal] = {}  # Gold day -> its fee
+    for cid, tier, start, end, *rest in contracts:
         if tier == "gold":
             for day in each_day(start, min(end or horizon, horizon)):
-                gold.add((cid, day))
+                gold[(cid, day)] = fee_of(day, rest[0] if rest else None)
 
     # assignment of days: the first non-credit invoice, in invoice order, whose period holds it
     owner: dict[tuple[str, dt.date], str] = {}
@@ -90,16 +94,16 @@ def _reference(contracts, invoices, cutoff_day, fee):
         else:
             runs.append([cid, day, day])
 
-    # pieces: line -> month -> days
-    pieces: dict[tuple, dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
+    # pieces: line -> month -> the fees of its days
+    pieces: dict[tuple, dict[dt.date, list]] = defaultdict(lambda: defaultdict(list))
     for (cid, day), iid in owner.items():
-        pieces[("invoice", iid)][month_of(day)] += 1
+        pieces[("invoice", iid)][month_of(day)].append(gold[(cid, day)])
     for cid, start, end in runs:
         for day in each_day(start, end):
-            pieces[("run", cid, start)][month_of(day)] += 1
+            pieces[("run", cid, start)][month_of(day)].append(gold[(cid, day)])
 
     def line_owed(key) -> Decimal:
-        return sum((month_share(fee, n, m) for m, n in pieces.get(key, {}).items()), Decimal("0.00"))
+        return sum((month_share(fees, m) for m, fees in pieces.get(key, {}).items()), Decimal("0.00"))
 
     lines = []
     for pos, (iid, cid, issued, start, end, amount) in enumerate(ordered):
@@ -127,10 +131,10 @@ def _reference(contracts, invoices, cutoff_day, fee):
     invoiced_year: dict[tuple[str, int], Decimal] = defaultdict(lambda: Decimal("0.00"))
     for key, months in pieces.items():
         cid = key[1] if key[0] == "run" else next(o[1] for o in ordered if o[0] == key[1])
-        for month, n in months.items():
-            owed_year[(cid, month.year)] += month_share(fee, n, month)
+        for month, fees in months.items():
+            owed_year[(cid, month.year)] += month_share(fees, month)
     for iid, cid, _issued, start, end, amount in ordered:
-        for month, part in allocate(cid, start, end, amount, gold, fee):
+        for month, part in allocate(cid, start, end, amount, gold):
             invoiced_year[(cid, month.year)] += part
     years = []
     for cid, year in sorted(set(owed_year) | set(invoiced_year)):
@@ -140,17 +144,17 @@ def _reference(contracts, invoices, cutoff_day, fee):
     return sorted(lines, key=line_key), years
 
 
-def allocate(cid, start, end, amount, gold, fee) -> list[tuple[dt.date, Decimal]]:
+def allocate(cid, start, end, amount, gold) -> list[tuple[dt.date, Decimal]]:
     """The invoice's amount over the months of its period: weights = what the period owes on its
     own per month (by calendar days when that is 0), rounded half-up cumulatively."""
-    gold_days: dict[dt.date, int] = defaultdict(int)
+    gold_fees: dict[dt.date, list] = defaultdict(list)
     calendar_days: dict[dt.date, int] = defaultdict(int)
     for day in each_day(start, end):
         calendar_days[month_of(day)] += 1
         if (cid, day) in gold:
-            gold_days[month_of(day)] += 1
+            gold_fees[month_of(day)].append(gold[(cid, day)])
     months = sorted(calendar_days)
-    weights = [month_share(fee, gold_days[m], m) for m in months]
+    weights = [month_share(gold_fees[m], m) for m in months]
     if sum(weights) == 0:
         weights = [Decimal(calendar_days[m]) for m in months]
     total = sum(weights)

@@ -208,3 +208,16 @@ def duckdb_status(db) -> dict[str, str]:
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute("SELECT recipient, status FROM delivery_log WHERE status = 'sent'").fetchall()
     return dict(rows)
+
+
+def test_sent_figures_are_kept_for_restatements(smtp, warehouse):
+    """What a delivery sent is kept per customer (sla-semantics.md section 6, restatements)."""
+    inbox, settings = smtp
+    con, out = warehouse
+    deliver(con, out, MONTH, settings)
+    kept = dict(((c, f), v) for c, f, v in con.execute(
+        "SELECT customer_id, figure, value FROM delivered_figures WHERE month = ?", [MONTH]).fetchall())
+    assert {c for c, _ in kept} == {"C1", "C2", "C3"}
+    # C1 (professional, quota 1): T1 and T2, no targets for severity 1, one over quota
+    assert (kept[("C1", "incidents")], kept[("C1", "over_quota")], kept[("C1", "first_response_met")]) == (2, 1, 0)
+    assert con.execute("SELECT count(*) FROM restatements").fetchone()[0] == 0
