@@ -223,6 +223,9 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
     reject_malformed("contracts")
     has_language = "language" in {r[0] for r in con.execute("DESCRIBE stg_contracts").fetchall()}
     language = "language" if has_language else "NULL"
+    # optional: the account manager's name, shown beside the address in the customer report
+    has_am_name = "account_manager_name" in {r[0] for r in con.execute("DESCRIBE stg_contracts").fetchall()}
+    am_name = "nullif(trim(account_manager_name), '')" if has_am_name else "CAST(NULL AS VARCHAR)"
     cols = CONTRACT_COLUMNS + (("language",) if has_language else ())
     con.execute(
         f"""
@@ -264,11 +267,12 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
     )
     reject_checked("contracts", "_contracts_checked")
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TABLE contracts AS
         SELECT customer_id, customer_name, tier, CAST(valid_from AS DATE) AS valid_from,
                CAST(nullif(trim(valid_to), '') AS DATE) AS valid_to, account_manager,
-               coalesce(nullif(trim(lang), ''), 'en') AS language, line
+               coalesce(nullif(trim(lang), ''), 'en') AS language, line,
+               {am_name} AS account_manager_name
         FROM _contracts_checked WHERE reason IS NULL AND NOT is_copy
         ORDER BY customer_id, valid_from
         """
