@@ -111,14 +111,14 @@ TEXT: dict[str, dict[str, str]] = {
         "prev_counts": "{month}: {counts}",
         "no_rated": "none rated yet",
         "no_res_targets": "Your {tier} plan has no resolution targets; resolution times are "
-                          "shown for information.",
+                          "shown in the incident list for information.",
         "breaches_title": "Breaches this month",
         "breaches_none": "No target was breached by this month's incidents.",
         "over_by": "over by {time}",
         "more_breaches": "and {n} more, see \"How the clock ran\".",
         "metric": "Target",
         "carried_line": "Still open from earlier months: {n} ({m} breached)",
-        "carried_resolved_line": "resolved this month from earlier months: {n}",
+        "carried_resolved_line": "Resolved this month from earlier months: {n}",
         "carried_title": "From earlier months",
         "carried_intro": "Incidents opened before {month}. They count in the month they were "
                          "opened, not in this month's rates.",
@@ -224,15 +224,15 @@ TEXT: dict[str, dict[str, str]] = {
         "vs_month": "{delta} ggü. {month}",
         "prev_counts": "{month}: {counts}",
         "no_rated": "noch keiner bewertet",
-        "no_res_targets": "Ihr {tier}-Plan hat keine Lösungsziele; Lösungszeiten sind zur "
-                          "Information angegeben.",
+        "no_res_targets": "Ihr {tier}-Plan hat keine Lösungsziele; die Lösungszeiten stehen zur "
+                          "Information in der Vorfallliste.",
         "breaches_title": "Verletzte Ziele in diesem Monat",
         "breaches_none": "Kein Vorfall dieses Monats hat ein Ziel verletzt.",
         "over_by": "{time} darüber",
         "more_breaches": "und {n} weitere, siehe „Wie die Uhr lief“.",
         "metric": "Ziel",
         "carried_line": "Aus früheren Monaten noch offen: {n} ({m} verletzt)",
-        "carried_resolved_line": "aus früheren Monaten in diesem Monat gelöst: {n}",
+        "carried_resolved_line": "Aus früheren Monaten in diesem Monat gelöst: {n}",
         "carried_title": "Aus früheren Monaten",
         "carried_intro": "Vor {month} eröffnete Vorfälle. Sie zählen im Monat ihrer Eröffnung, "
                          "nicht in den Quoten dieses Monats.",
