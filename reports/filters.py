@@ -598,6 +598,7 @@ def make_filters() -> dict[str, object]:
         "counts": pass_context(lambda ctx, v: counts(v, ctx_lang(ctx))),
         "delta": pass_context(lambda ctx, v, prev: delta(v, prev, ctx_lang(ctx))),
         "day": pass_context(lambda ctx, v: day(v, ctx_lang(ctx), ctx_tz(ctx))),
+        "since": pass_context(lambda ctx, v: fmt.since(to_local(v, ctx_tz(ctx)), ctx_lang(ctx))),
         "clock_state": pass_context(lambda ctx, v: clock_state(v, ctx_lang(ctx))),
         "tier": pass_context(lambda ctx, v: tier(v, ctx_lang(ctx))),
         "met": pass_context(lambda ctx, v, has_target=True: met_label(v, has_target,
