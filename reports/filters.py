@@ -216,7 +216,7 @@ TEXT: dict[str, dict[str, str]] = {
         "p90": "90. Perz.",
         "met_breached": "Eingeh. / verl. / läuft",
         "durations_note": "Zeiten sind Geschäftszeit, auf volle Minuten aufgerundet.",
-        "month_to_date": "bisheriger Monat",
+        "month_to_date": "laufender Monat",
         "tier_since": "seit {date} (vorher {tier})",
         "tier_ended": "Vertrag endete am {date}",
         "allowance": "{tier}: {used} von {quota} inklusive",

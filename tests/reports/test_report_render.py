@@ -255,7 +255,7 @@ def test_status_words_and_ambiguous_event_order(rendered_en):
 def test_professional_tier_change_and_month_to_date(edge):
     text = edge.flat
     assert "plan has no resolution targets" in text
-    assert "Professional: 1 of 1 included" in text and "Gold: 4 of 4 included" in text
+    assert "Professional: 1 of 1" in text and "Gold: 4 of 4 included" in text  # one allowance per tier
     assert "March 2026 (month to date)" in text
     assert "RESOLUTION · COMPLIANCE" not in text.upper().replace("\n", " ")
 
