@@ -51,7 +51,7 @@ EXPORT_FILES = (
         "contracts.csv",
         "contracts",
         ("customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager"),
-        optional=("language", "terms"),
+        optional=("language", "terms", "account_manager_name"),
     ),
     FileSpec(
         "invoices.csv",

@@ -47,7 +47,8 @@ __all__ = ["write_demo_export", "HEADERS", "GOLD_MONTHLY_FEE"]
 HEADERS: dict[str, list[str]] = {
     "tickets.csv": ["ticket_id", "customer_id", "subject", "severity", "created_at", "channel"],
     "ticket_events.csv": ["ticket_id", "occurred_at", "kind", "actor", "value"],
-    "contracts.csv": ["customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager", "terms"],
+    "contracts.csv": ["customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager", "terms",
+                      "account_manager_name"],
     "invoices.csv": ["invoice_id", "customer_id", "issued_on", "period_start", "period_end", "amount_eur"],
     "exclusions.csv": ["ticket_id", "metric", "reason", "approved_by", "approved_at"],
 }
@@ -114,6 +115,7 @@ ACCOUNT_MANAGERS = (
     "julia.nowak@sla-demo.example",
     "ahmet.demir@sla-demo.example",
 )
+ACCOUNT_MANAGER_NAMES = ("Lena Hoffmann", "Markus Bauer", "Sabine Krüger", "David Osei", "Julia Nowak", "Ahmet Demir")
 AGENTS = (
     "anna.becker", "jonas.weber", "lea.schulz", "mehmet.yilmaz", "sophie.wagner",
     "lukas.fischer", "marie.koch", "tobias.richter", "emma.klein", "felix.wolf",
@@ -827,14 +829,14 @@ def write_demo_export(
         fc.write(_csv_line(HEADERS["contracts.csv"]).encode())
         for c, f, to, tier in contracts:
             row = [ids[c], names[c], TIERS[tier], f.isoformat(), to.isoformat() if to else "", ACCOUNT_MANAGERS[managers[c]],
-                   _contract_terms(c, tier)]
+                   _contract_terms(c, tier), ACCOUNT_MANAGER_NAMES[managers[c]]]
             fc.write(_csv_line(row).encode())
         counts_out["contracts.csv"] = len(contracts)
         if bad_rows:
             width = max(4, len(str(customers + 1)))
             vf = as_of_date - dt.timedelta(days=30)
             row = [f"C{customers + 1:0{width}d}", "Dormant Dates GmbH", "enterprise", vf.isoformat(),
-                   (vf - dt.timedelta(days=10)).isoformat(), ACCOUNT_MANAGERS[0], ""]
+                   (vf - dt.timedelta(days=10)).isoformat(), ACCOUNT_MANAGERS[0], "", ACCOUNT_MANAGER_NAMES[0]]
             fc.write(_csv_line(row).encode())
             # a term set the policy does not define (demo reject)
             row = [f"C{customers + 2:0{width}d}", "Unknown Terms AG", "enterprise", vf.isoformat(), "", ACCOUNT_MANAGERS[0],

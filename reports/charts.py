@@ -21,7 +21,7 @@ from decimal import Decimal
 import plotly.graph_objects as go
 
 from reports import filters
-from sla.report_data.models import TrendPoint
+from sla.report_data.models import MIN_RATED, TrendPoint
 
 # Palette shared with report.css.
 NAVY = "#1f3a5f"
@@ -113,6 +113,15 @@ def _pct(v: Decimal | None) -> float | None:
     return None if v is None else float(v * 100)
 
 
+def _solid_pct(p: TrendPoint, which: str) -> float | None:
+    """A month's rate as a chart point, only from 5 rated incidents (sla-semantics section 7):
+    one incident would otherwise drop the line to 0 %. The table below the chart gives counts."""
+    rated = getattr(p, f"{which}_rated")
+    if 0 < rated < MIN_RATED:
+        return None
+    return _pct(getattr(p, f"{which}_rate"))
+
+
 def _layout(fig: go.Figure, *, yaxis: dict, height: int) -> None:
     fig.update_layout(
         font={"family": FONT, "size": 11, "color": INK},
@@ -193,8 +202,10 @@ def _panel_domains(width: int = TREND_WIDTH) -> tuple[list[float], list[float]]:
 
 
 def trend_figure(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_WIDTH,
-                 height: int = TREND_HEIGHT) -> go.Figure:
-    """Volume (left) and compliance (right) of the last 12 months as two subplots."""
+                 height: int = TREND_HEIGHT, resolution: bool = True) -> go.Figure:
+    """Volume (left) and compliance (right) of the last 12 months as two subplots.
+
+    Without `resolution` (a plan with no resolution targets) the empty series is left out."""
     x = _month_labels(trend, lang)
     y = [p.incidents for p in trend]
     ymax = max(y, default=0)
@@ -206,12 +217,12 @@ def trend_figure(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_W
         textfont={"size": 9, "color": INK}, cliponaxis=False,
         name=filters.text("incidents", lang), showlegend=False,
     )]
-    for uid, name, values, color, dash in (
-        ("first-response", filters.text("first_response", lang),
-         [_pct(p.first_response_rate) for p in trend], NAVY, "solid"),
-        ("resolution", filters.text("resolution", lang),
-         [_pct(p.resolution_rate) for p in trend], AMBER, "dash"),
-    ):
+    series = [("first-response", filters.text("first_response", lang),
+               [_solid_pct(p, "first_response") for p in trend], NAVY, "solid")]
+    if resolution:
+        series.append(("resolution", filters.text("resolution", lang),
+                       [_solid_pct(p, "resolution") for p in trend], AMBER, "dash"))
+    for uid, name, values, color, dash in series:
         # a fixed uid: plotly.js would put a random one into the trace's class name
         traces.append(go.Scatter(
             uid=uid, x=x, y=values, xaxis="x2", yaxis="y2", mode="lines+markers", name=name,
@@ -247,8 +258,9 @@ def trend_figure(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_W
 
 
 def trend_svg(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_WIDTH,
-              height: int = TREND_HEIGHT) -> str:
+              height: int = TREND_HEIGHT, resolution: bool = True) -> str:
     """The report's trend (volume | compliance) as one SVG: one kaleido call per report."""
-    return svg_from_figure(trend_figure(trend, lang, width=width, height=height),
+    return svg_from_figure(trend_figure(trend, lang, width=width, height=height,
+                                        resolution=resolution),
                            width=width, height=height, chart_id="trend")
 

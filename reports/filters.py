@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import pass_context
 
-from sla.report_data.models import DEFAULT_TIMEZONE, Target
+from reports import format as fmt
+from sla.report_data.models import DEFAULT_TIMEZONE, MIN_RATED, Target
 
 LANGUAGES = ("en", "de")
 DASH = "–"
@@ -37,11 +38,13 @@ WEEKDAYS = {
 }
 _WEEKDAY_ORDER = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
+# Customer wording of the ticket statuses (never the raw codes).
 STATUSES = {
-    "en": {"new": "new", "open": "open", "pending": "waiting for you", "on_hold": "on hold",
-           "solved": "solved", "closed": "closed"},
-    "de": {"new": "neu", "open": "offen", "pending": "wartet auf Sie", "on_hold": "angehalten",
-           "solved": "gelöst", "closed": "geschlossen"},
+    "en": {"new": "New", "open": "In progress", "pending": "Waiting for you", "on_hold": "On hold",
+           "solved": "Solved – awaiting your confirmation", "closed": "Closed"},
+    "de": {"new": "Neu", "open": "In Bearbeitung", "pending": "Wartet auf Sie",
+           "on_hold": "Angehalten", "solved": "Gelöst – wartet auf Ihre Bestätigung",
+           "closed": "Geschlossen"},
 }
 CLOCK_STATES = {
     "en": {"running": "running", "paused": "paused, waiting for you",
@@ -87,7 +90,7 @@ TEXT: dict[str, dict[str, str]] = {
         "no_target": "no target",
         "not_rated": "not rated",
         "open_at_cutoff": "Open at cut-off",
-        "open_at_cutoff_note": "incidents not yet resolved",
+        "open_at_cutoff_note": "of this month's incidents",
         "rate_note": "Compliance rate = met / (met + breached). Pending incidents and incidents "
                      "without a target are counted but not rated.",
         "per_severity": "By severity",
@@ -97,9 +100,37 @@ TEXT: dict[str, dict[str, str]] = {
         "target": "Target",
         "median": "Median",
         "p90": "90th pct.",
-        "met_breached": "Met / breached",
-        "durations_note": "Times are business time in hours:minutes (27:05 = 27 business hours "
-                          "5 minutes).",
+        "met_breached": "Met / breached / pending",
+        "durations_note": "Times are business time, rounded up to the whole minute.",
+        "month_to_date": "month to date",
+        "tier_since": "since {date} (was {tier})",
+        "tier_ended": "contract ended {date}",
+        "allowance": "{tier}: {used} of {quota} included",
+        "counts": "{met} of {rated} met",
+        "vs_month": "{delta} vs {month}",
+        "prev_counts": "{month}: {counts}",
+        "no_rated": "none rated yet",
+        "no_res_targets": "Your {tier} plan has no resolution targets; resolution times are "
+                          "shown in the incident list for information.",
+        "breaches_title": "Breaches this month",
+        "breaches_none": "No target was breached by this month's incidents.",
+        "over_by": "over by {time}",
+        "more_breaches": "and {n} more, see \"How the clock ran\".",
+        "metric": "Target",
+        "carried_line": "Still open from earlier months: {n} ({m} breached)",
+        "carried_resolved_line": "Resolved this month from earlier months: {n}",
+        "carried_title": "From earlier months",
+        "carried_intro": "Incidents opened before {month}. They count in the month they were "
+                         "opened, not in this month's rates.",
+        "carried_resolved": "Resolved in {month}, final figures",
+        "carried_open": "Still open at the cut-off, figures so far",
+        "open_of_month": "opened this month",
+        "of_target": "{time} of {target}",
+        "opened": "Opened",
+        "ambiguous_order": "Several events of this incident share one instant in the ticket "
+                           "history; their order was ambiguous and was settled by a fixed rule.",
+        "small_sample_note": "With fewer than 5 rated incidents, counts are shown instead of a "
+                             "rate; a 90th percentile needs at least 5 values.",
         "trend": "Trend, last 12 months",
         "trend_volume": "Incidents opened per month",
         "trend_compliance": "Compliance per month",
@@ -169,11 +200,11 @@ TEXT: dict[str, dict[str, str]] = {
         "compliance": "Einhaltung",
         "met": "eingehalten",
         "breached": "verletzt",
-        "pending": "offen",
+        "pending": "läuft",
         "no_target": "ohne Ziel",
         "not_rated": "nicht bewertet",
         "open_at_cutoff": "Offen zum Stichtag",
-        "open_at_cutoff_note": "noch nicht gelöste Vorfälle",
+        "open_at_cutoff_note": "der Vorfälle dieses Monats",
         "rate_note": "Einhaltungsquote = eingehalten / (eingehalten + verletzt). Offene Vorfälle "
                      "und Vorfälle ohne Ziel werden gezählt, aber nicht bewertet.",
         "per_severity": "Nach Schweregrad",
@@ -183,9 +214,38 @@ TEXT: dict[str, dict[str, str]] = {
         "target": "Ziel",
         "median": "Median",
         "p90": "90. Perz.",
-        "met_breached": "Eingeh. / verletzt",
-        "durations_note": "Zeiten sind Geschäftszeit in Stunden:Minuten (27:05 = 27 Geschäftsstunden "
-                          "5 Minuten).",
+        "met_breached": "Eingeh. / verl. / läuft",
+        "durations_note": "Zeiten sind Geschäftszeit, auf volle Minuten aufgerundet.",
+        "month_to_date": "laufender Monat",
+        "tier_since": "seit {date} (vorher {tier})",
+        "tier_ended": "Vertrag endete am {date}",
+        "allowance": "{tier}: {used} von {quota} inklusive",
+        "counts": "{met} von {rated} eingehalten",
+        "vs_month": "{delta} ggü. {month}",
+        "prev_counts": "{month}: {counts}",
+        "no_rated": "noch keiner bewertet",
+        "no_res_targets": "Ihr {tier}-Plan hat keine Lösungsziele; die Lösungszeiten stehen zur "
+                          "Information in der Vorfallliste.",
+        "breaches_title": "Verletzte Ziele in diesem Monat",
+        "breaches_none": "Kein Vorfall dieses Monats hat ein Ziel verletzt.",
+        "over_by": "{time} darüber",
+        "more_breaches": "und {n} weitere, siehe „Wie die Uhr lief“.",
+        "metric": "Ziel",
+        "carried_line": "Aus früheren Monaten noch offen: {n} ({m} verletzt)",
+        "carried_resolved_line": "Aus früheren Monaten in diesem Monat gelöst: {n}",
+        "carried_title": "Aus früheren Monaten",
+        "carried_intro": "Vor {month} eröffnete Vorfälle. Sie zählen im Monat ihrer Eröffnung, "
+                         "nicht in den Quoten dieses Monats.",
+        "carried_resolved": "Im {month} gelöst, endgültige Werte",
+        "carried_open": "Zum Stichtag noch offen, bisherige Werte",
+        "open_of_month": "aus diesem Monat",
+        "of_target": "{time} von {target}",
+        "opened": "Eröffnet",
+        "ambiguous_order": "Mehrere Ereignisse dieses Vorfalls haben im Ticketverlauf denselben "
+                           "Zeitpunkt; ihre Reihenfolge war mehrdeutig und wurde nach einer "
+                           "festen Regel bestimmt.",
+        "small_sample_note": "Bei weniger als 5 bewerteten Vorfällen stehen Anzahlen statt einer "
+                             "Quote; ein 90. Perzentil braucht mindestens 5 Werte.",
         "trend": "Verlauf der letzten 12 Monate",
         "trend_volume": "Eröffnete Vorfälle pro Monat",
         "trend_compliance": "Einhaltung pro Monat",
@@ -319,16 +379,6 @@ def number(n: int | None, lang: str) -> str:
     return s.replace(",", ".") if _check_lang(lang) == "de" else s
 
 
-def duration(seconds: int | None) -> str:
-    """Business duration as h:mm, seconds truncated (97505 s -> '27:05')."""
-    if seconds is None:
-        return DASH
-    seconds = int(seconds)
-    sign = "-" if seconds < 0 else ""
-    minutes = abs(seconds) // 60
-    return f"{sign}{minutes // 60}:{minutes % 60:02d}"
-
-
 def rate(value: Decimal | None, lang: str, *, places: int = 1) -> str:
     """Fraction as percentage, half-up: Decimal('0.9523') -> '95.2 %' / '95,2 %'."""
     if value is None:
@@ -388,17 +438,60 @@ def month_short(month: str, lang: str) -> str:
 
 
 def target(t: Target | None, lang: str) -> str:
-    """'8 business hours' / '7 business days' (en), '8 Geschäftsstunden' / '7 Geschäftstage'."""
-    if t is None:
-        return text("best_effort", lang)
-    n = t.amount
+    """The policy's wording, plus hours for day targets: '7 business days (56 h)' (reports.format)."""
+    return fmt.target(t, _check_lang(lang), none_text=text("best_effort", lang))
+
+
+def duration(seconds: int | None, lang: str) -> str:
+    """A business duration, rounded up to the minute: '13 h 19 min' (reports.format)."""
+    return fmt.duration(seconds, _check_lang(lang))
+
+
+def counts(m, lang: str) -> str:
+    """'1 of 1 met' (a MetricSummary or TrendPoint-like met/rated pair)."""
+    return text("counts", lang, met=number(m.met, lang), rated=number(m.rated, lang))
+
+
+def compliance(m, lang: str) -> str:
+    """A metric's compliance: the rate from 5 rated incidents, counts below (section 7)."""
+    if m is None or m.rated == 0:
+        return DASH
+    return rate(m.rate, lang) if m.rated >= MIN_RATED else counts(m, lang)
+
+
+def delta(m, prev, lang: str) -> tuple[str, str] | None:
+    """(text, css class) of the change against the month before, in percentage points.
+
+    Only when both months have at least 5 rated incidents; a higher rate is better.
+    """
+    if m is None or prev is None or m.rated < MIN_RATED or prev.rated < MIN_RATED:
+        return None
+    diff = ((Decimal(m.rate) - Decimal(prev.rate)) * 100).quantize(Decimal("0.1"),
+                                                                       rounding=ROUND_HALF_UP)
+    arrow, cls = ("▲", "better") if diff > 0 else (("▼", "worse") if diff < 0 else ("=", "same"))
+    s = f"{abs(diff):.1f}"
     if _check_lang(lang) == "de":
-        word = {"business_hours": ("Geschäftsstunde", "Geschäftsstunden"),
-                "business_days": ("Geschäftstag", "Geschäftstage")}[t.unit]
-    else:
-        word = {"business_hours": ("business hour", "business hours"),
-                "business_days": ("business day", "business days")}[t.unit]
-    return f"{number(n, lang)} {word[0] if n == 1 else word[1]}"
+        s = s.replace(".", ",")
+    sign = "+" if diff > 0 else ("−" if diff < 0 else "±")
+    return f"{arrow} {sign}{s} {'Pp' if lang == 'de' else 'pp'}", cls
+
+
+def day(d: datetime | date | None, lang: str, tz: str = DEFAULT_TIMEZONE) -> str:
+    """'9 Nov 2026' / '9. Nov 2026' (a date in words, for short notes)."""
+    if d is None:
+        return DASH
+    if isinstance(d, datetime):
+        d = to_local(d, tz).date()
+    mon = MONTHS_SHORT[_check_lang(lang)][d.month - 1]
+    return f"{d.day}. {mon} {d.year}" if lang == "de" else f"{d.day} {mon} {d.year}"
+
+
+def trend_rate(p, which: str, lang: str) -> str:
+    """A trend month's compliance: '82 %' from 5 rated incidents, '1/1' below, '–' for none."""
+    met, rated = getattr(p, f"{which}_met"), getattr(p, f"{which}_rated")
+    if 0 < rated < MIN_RATED:
+        return f"{number(met, lang)}/{number(rated, lang)}"
+    return rate(getattr(p, f"{which}_rate"), lang, places=0)
 
 
 def status(value: str, lang: str) -> str:
@@ -490,7 +583,7 @@ def make_filters() -> dict[str, object]:
         return ctx["tz"]
 
     return {
-        "duration": duration,
+        "duration": pass_context(lambda ctx, v: duration(v, ctx_lang(ctx))),
         "number": pass_context(lambda ctx, v: number(v, ctx_lang(ctx))),
         "rate": pass_context(lambda ctx, v: rate(v, ctx_lang(ctx))),
         "dt": pass_context(lambda ctx, v: datetime_local(v, ctx_lang(ctx), ctx_tz(ctx))),
@@ -500,6 +593,12 @@ def make_filters() -> dict[str, object]:
         "rate_short": pass_context(lambda ctx, v: rate(v, ctx_lang(ctx), places=0)),
         "target": pass_context(lambda ctx, v: target(v, ctx_lang(ctx))),
         "status": pass_context(lambda ctx, v: status(v, ctx_lang(ctx))),
+        "trend_rate": pass_context(lambda ctx, v, which: trend_rate(v, which, ctx_lang(ctx))),
+        "compliance": pass_context(lambda ctx, v: compliance(v, ctx_lang(ctx))),
+        "counts": pass_context(lambda ctx, v: counts(v, ctx_lang(ctx))),
+        "delta": pass_context(lambda ctx, v, prev: delta(v, prev, ctx_lang(ctx))),
+        "day": pass_context(lambda ctx, v: day(v, ctx_lang(ctx), ctx_tz(ctx))),
+        "since": pass_context(lambda ctx, v: fmt.since(to_local(v, ctx_tz(ctx)), ctx_lang(ctx))),
         "clock_state": pass_context(lambda ctx, v: clock_state(v, ctx_lang(ctx))),
         "tier": pass_context(lambda ctx, v: tier(v, ctx_lang(ctx))),
         "met": pass_context(lambda ctx, v, has_target=True: met_label(v, has_target,

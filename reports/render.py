@@ -34,6 +34,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse, URLFetchingError
 
 from reports import charts, filters
+from sla.months import shift_month
 from sla.report_data.models import CustomerReport
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -122,13 +123,14 @@ def _svg_data_uri(svg: str) -> str:
 
 def trend_chart_uris(vm: CustomerReport) -> dict[str, str]:
     """{"trend": data URI of the one SVG with both trend panels} (one kaleido call)."""
-    return {"trend": _svg_data_uri(charts.trend_svg(vm.trend, vm.language))}
+    return {"trend": _svg_data_uri(charts.trend_svg(vm.trend, vm.language,
+                                                    resolution=vm.has_resolution_targets))}
 
 
 def customer_context(vm: CustomerReport, *, with_charts: bool = True) -> dict:
     lang = vm.language
     explanations = {e.ticket_id: e for e in vm.explanations}
-    incidents_by_id = {i.ticket_id: i for i in vm.incidents}
+    incidents_by_id = {i.ticket_id: i for i in (*vm.incidents, *vm.carried_over)}
     explained = [(incidents_by_id.get(e.ticket_id), e) for e in vm.explanations]
     if with_charts and vm.trend:
         chart_uris = trend_chart_uris(vm)
@@ -136,6 +138,7 @@ def customer_context(vm: CustomerReport, *, with_charts: bool = True) -> dict:
         chart_uris = None
     return {
         "vm": vm,
+        "prev_month": shift_month(vm.month, -1),
         "lang": lang,
         "tz": vm.timezone,
         "charts": chart_uris,

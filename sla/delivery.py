@@ -22,7 +22,10 @@ from pathlib import Path
 from sla.db import scalar
 from sla.files import write_bytes_atomic
 from sla.months import month_bounds
+from sla.report_data.models import MIN_RATED
 from sla.restatements import keep_delivered
+
+TIER_NAMES = {"professional": "Professional", "enterprise": "Enterprise", "gold": "Gold"}
 
 
 @dataclass(frozen=True)
@@ -49,23 +52,42 @@ class CustomerSummary:
     res_breached: int
     open_at_cutoff: int
     report: Path | None
+    carried_open: int = 0  # incidents from earlier months still open at the cut-off
+    carried_breached: int = 0
 
     @property
     def breaches(self) -> int:
         return self.fr_breached + self.res_breached
 
     def rate(self, met: int, breached: int) -> str:
-        return f"{100 * met / (met + breached):.1f} %" if met + breached else "n/a"
+        """The PDF's wording and small-sample rule: a rate from 5 rated incidents, counts below."""
+        rated = met + breached
+        if not rated:
+            return "none rated yet"
+        if rated < MIN_RATED:
+            return f"{met} of {rated} met"
+        return f"{100 * met / rated:.1f} %"
+
+    @property
+    def needs_conversation(self) -> bool:
+        return bool(self.breaches or self.over_quota or self.carried_open)
+
+    @property
+    def urgency(self) -> tuple:
+        """Sort key: breaches (this month and in the backlog) first, then backlog, then quota."""
+        return (-(self.breaches + self.carried_breached), -self.carried_open, -self.over_quota,
+                self.customer_id)
 
     @property
     def talking_points(self) -> list[str]:
         points = []
         if self.breaches:
-            points.append(f"{self.breaches} breached target(s)")
+            points.append(f"{self.breaches} breached target(s) this month")
+        if self.carried_open:
+            points.append(f"still open from earlier months: {self.carried_open} "
+                          f"({self.carried_breached} breached)")
         if self.over_quota:
             points.append(f"{self.over_quota} incident(s) over the included quota")
-        if self.open_at_cutoff:
-            points.append(f"{self.open_at_cutoff} still open")
         return points
 
 
@@ -124,14 +146,19 @@ def plan_deliveries(con, out_dir: str | Path, month: str) -> tuple[list[Delivery
                    count(*) FILTER (WHERE NOT resolution_met) AS res_breached,
                    count(*) FILTER (WHERE resolved_at IS NULL) AS open_at_cutoff
             FROM incident_sla WHERE month = ? GROUP BY customer_id
+        ), backlog AS (  -- sla-semantics.md section 4, "Carried over": open at the cut-off
+            SELECT customer_id, count(*) AS carried_open,
+                   count(*) FILTER (WHERE first_response_met = false OR resolution_met = false) AS carried_breached
+            FROM incident_sla WHERE month < ? AND resolved_at IS NULL GROUP BY customer_id
         )
         SELECT m.account_manager, m.customer_id, m.customer_name, m.tier,
                coalesce(f.incidents, 0), coalesce(f.over_quota, 0), coalesce(f.fr_met, 0), coalesce(f.fr_breached, 0),
-               coalesce(f.res_met, 0), coalesce(f.res_breached, 0), coalesce(f.open_at_cutoff, 0)
-        FROM managed m LEFT JOIN figures f USING (customer_id)
+               coalesce(f.res_met, 0), coalesce(f.res_breached, 0), coalesce(f.open_at_cutoff, 0),
+               coalesce(b.carried_open, 0), coalesce(b.carried_breached, 0)
+        FROM managed m LEFT JOIN figures f USING (customer_id) LEFT JOIN backlog b USING (customer_id)
         ORDER BY m.account_manager, m.customer_id
         """,
-        [last, first, month],
+        [last, first, month, month],
     ).fetchall()
     by_manager: dict[str, list[CustomerSummary]] = {}
     missing = []
@@ -139,8 +166,12 @@ def plan_deliveries(con, out_dir: str | Path, month: str) -> tuple[list[Delivery
         report = customer_report_path(Path(out_dir), month, cid)
         if report is None:
             missing.append(cid)
-        by_manager.setdefault(manager.strip(), []).append(CustomerSummary(cid, name, tier, *numbers, report))
-    deliveries = [Delivery(m, month, tuple(cs)) for m, cs in by_manager.items() if any(c.report for c in cs)]
+        *figures, carried_open, carried_breached = numbers
+        by_manager.setdefault(manager.strip(), []).append(
+            CustomerSummary(cid, name, tier, *figures, report, carried_open, carried_breached))
+    # the customers that need a conversation first (most breaches, backlog, over quota), then the rest
+    deliveries = [Delivery(m, month, tuple(sorted(cs, key=lambda c: (not c.needs_conversation, c.urgency))))
+                  for m, cs in by_manager.items() if any(c.report for c in cs)]
     return deliveries, missing
 
 
@@ -162,14 +193,24 @@ def build_message(delivery: Delivery, mail_from: str, msg_id: str, now: dt.datet
     msg["Message-ID"] = msg_id
     lines = ["Hello,", "", f"attached are the SLA compliance reports for {month_name} of your customers, "
              "ready to forward.", ""]
-    for c in delivery.customers:
-        if c.report is None:
+    sent = [c for c in delivery.customers if c.report is not None]
+    talk = [c for c in sent if c.needs_conversation]
+    rest = [c for c in sent if not c.needs_conversation]
+    for heading, group in (("Customers that need a conversation (most urgent first):", talk),
+                           ("No breaches, backlog or quota overrun:", rest)):
+        if not group:
             continue
-        lines.append(f"- {c.customer_name} ({c.customer_id}, {c.tier or 'no contract'}): {c.incidents} incident(s); "
-                     f"first response {c.rate(c.fr_met, c.fr_breached)}, resolution {c.rate(c.res_met, c.res_breached)}")
-        if c.talking_points:
-            lines.append(f"  Needs a conversation: {', '.join(c.talking_points)}.")
-    lines += ["", "How the figures are measured is explained on the last page of each report.", ""]
+        lines += [heading, ""]
+        for c in group:
+            tier = TIER_NAMES.get(c.tier, c.tier) if c.tier else "no contract"
+            lines.append(f"- {c.customer_name} ({c.customer_id}, {tier}): {c.incidents} incident(s); "
+                         f"first response {c.rate(c.fr_met, c.fr_breached)}, "
+                         f"resolution {c.rate(c.res_met, c.res_breached)}")
+            if c.talking_points:
+                lines.append(f"  Needs a conversation: {', '.join(c.talking_points)}.")
+        lines.append("")
+    lines += ["Rates are shown from 5 rated incidents; below that, counts (\"1 of 1 met\").",
+              "How the figures are measured is explained on the last page of each report.", ""]
     msg.set_content("\n".join(lines))
     for path in delivery.attachments:
         msg.add_attachment(path.read_bytes(), maintype="application", subtype="pdf", filename=path.name)

@@ -228,12 +228,14 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
     has_terms = "terms" in stg_cols
     language = "language" if has_language else "NULL"
     terms = "nullif(trim(terms), '')" if has_terms else "CAST(NULL AS VARCHAR)"
+    # optional: the account manager's name, shown beside the address in the customer report
+    am_name = "nullif(trim(account_manager_name), '')" if "account_manager_name" in stg_cols else "CAST(NULL AS VARCHAR)"
     cols = CONTRACT_COLUMNS + (("language",) if has_language else ()) + (("terms",) if has_terms else ())
     known_terms = term_set_names(policy)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _contracts_checked AS
-        SELECT s.*, {language} AS lang, {terms} AS terms_name, {_reasons(
+        SELECT s.*, {language} AS lang, {terms} AS terms_name, {am_name} AS am_name, {_reasons(
             _required("customer_id"),
             _in_check("tier", list(policy.tiers)),
             _date_check("valid_from"),
@@ -277,7 +279,8 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
         CREATE OR REPLACE TABLE contracts AS
         SELECT customer_id, customer_name, tier, CAST(valid_from AS DATE) AS valid_from,
                CAST(nullif(trim(valid_to), '') AS DATE) AS valid_to, account_manager,
-               coalesce(nullif(trim(lang), ''), 'en') AS language, line, terms_name AS terms
+               coalesce(nullif(trim(lang), ''), 'en') AS language, line, terms_name AS terms,
+               am_name AS account_manager_name
         FROM _contracts_checked WHERE reason IS NULL AND NOT is_copy
         ORDER BY customer_id, valid_from
         """

@@ -33,6 +33,9 @@ from zoneinfo import ZoneInfo
 from sla.months import month_bounds, rate, shift_month
 from sla.policy import Policy, parse_hours
 from sla.report_data.models import (
+    MIN_P90_VALUES,
+    Allowance,
+    Breach,
     ClockSegment,
     Customer,
     CustomerReport,
@@ -65,6 +68,7 @@ class _Contract:
     valid_to: dt.date | None
     account_manager: str | None
     language: str
+    account_manager_name: str | None = None
 
     def covers(self, day: dt.date) -> bool:
         return self.valid_from <= day <= (self.valid_to or FAR_FUTURE)
@@ -145,9 +149,16 @@ def _customer_filter(customer_id: str | None, column: str = "customer_id") -> tu
     return (f" AND {column} = ?", [customer_id]) if customer_id is not None else ("", [])
 
 
-def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | None) -> dict:
+def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | None,
+           start_utc: dt.datetime, end_utc: dt.datetime) -> dict:
     cf, cp = _customer_filter(customer_id)
     cf_i, _ = _customer_filter(customer_id, "i.customer_id")
+    # the incidents a report lists: opened in the month, and from earlier months those resolved
+    # in the month or still open at the cut-off (sla-semantics.md section 4, "Carried over")
+    listed = "(i.month = ? OR (i.month < ? AND (i.resolved_at IS NULL OR (i.resolved_at >= ? AND i.resolved_at < ?))))"
+    lp = [month, month, start_utc, end_utc]
+    contract_cols = {r[0] for r in con.execute("DESCRIBE contracts").fetchall()}
+    am_name = "c.account_manager_name" if "account_manager_name" in contract_cols else "NULL"
     data: dict = {}
     data["as_of"] = con.execute("SELECT max(as_of) FROM run_params").fetchall()[0][0]
     data["data_start"] = con.execute("SELECT min(month) FROM incident_sla").fetchall()[0][0]
@@ -157,22 +168,23 @@ def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | No
             SELECT customer_id FROM contracts
             WHERE valid_from <= ? AND coalesce(valid_to, DATE '9999-12-31') >= ? {cf}
             UNION
-            SELECT customer_id FROM incident_sla WHERE month = ? {cf}
+            SELECT customer_id FROM incident_sla i WHERE {listed} {cf}
         )
         SELECT r.customer_id, c.customer_name, c.tier, c.valid_from, c.valid_to,
-               c.account_manager, c.language
+               c.account_manager, c.language, {am_name} AS account_manager_name
         FROM reported r LEFT JOIN contracts c USING (customer_id)
-        ORDER BY r.customer_id, c.valid_from""", [last, first, *cp, month, *cp])
+        ORDER BY r.customer_id, c.valid_from""", [last, first, *cp, *lp, *cp])
     data["incidents"] = _rows(con, f"""
-        SELECT i.*, t.subject
+        SELECT i.*, t.subject,
+               i.ticket_id IN (SELECT ticket_id FROM data_warnings) AS ambiguous_order
         FROM incident_sla i JOIN tickets t USING (ticket_id)
-        WHERE i.month = ? {cf_i}
-        ORDER BY i.customer_id, i.created_at, i.ticket_id""", [month, *cp])
+        WHERE {listed} {cf_i}
+        ORDER BY i.customer_id, i.created_at, i.ticket_id""", [*lp, *cp])
     data["severity_changes"] = _rows(con, f"""
         SELECT e.ticket_id, e.occurred_at, CAST(e.value AS INTEGER) AS severity
         FROM ticket_events e JOIN incident_sla i USING (ticket_id)
-        WHERE i.month = ? {cf_i} AND e.kind = 'severity' AND e.occurred_at <= i.as_of
-        ORDER BY e.ticket_id, e.occurred_at, e.line""", [month, *cp])
+        WHERE {listed} {cf_i} AND e.kind = 'severity' AND e.occurred_at <= i.as_of
+        ORDER BY e.ticket_id, e.occurred_at, e.line""", [*lp, *cp])
     explain = """(i.first_response_met = false
                   OR (i.first_response_met IS NULL AND i.first_response_target_seconds IS NOT NULL)
                   OR i.resolution_met = false
@@ -180,8 +192,8 @@ def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | No
     data["segments"] = _rows(con, f"""
         SELECT s.ticket_id, s.seq, s.state, s.start_at, s.end_at, s.business_seconds
         FROM incident_clock_segments s JOIN incident_sla i USING (ticket_id)
-        WHERE i.month = ? {cf_i} AND {explain}
-        ORDER BY s.ticket_id, s.seq""", [month, *cp])
+        WHERE {listed} {cf_i} AND {explain}
+        ORDER BY s.ticket_id, s.seq""", [*lp, *cp])
     # Resolution due instant: where the running clock reaches the target. It lies in the first
     # running segment whose cumulative running time reaches it, or (still running at the
     # cut-off) beyond the last segment; inverse calendar lookup as for the first response.
@@ -194,7 +206,7 @@ def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | No
                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum_incl,
                    row_number() OVER (PARTITION BY s.ticket_id ORDER BY s.seq DESC) AS from_end
             FROM incident_clock_segments s JOIN incident_sla i USING (ticket_id)
-            WHERE i.month = ? {cf_i} AND i.resolution_target_seconds IS NOT NULL AND {explain}
+            WHERE {listed} {cf_i} AND i.resolution_target_seconds IS NOT NULL AND {explain}
         ), pick AS (
             SELECT ticket_id, arg_min(start_at, seq) AS start_at,
                    arg_min(target - (cum_incl - business_seconds), seq) AS remaining
@@ -212,19 +224,22 @@ def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | No
                CASE WHEN k.remaining <= 0 THEN k.start_at
                     ELSE to_timestamp(c.open_epoch + (k.goal - c.cum_before)) END AS due_at
         FROM clocked k ASOF LEFT JOIN business_calendar c ON k.goal > c.cum_before
-        """, [month, *cp]).fetchall())
+        """, [*lp, *cp]).fetchall())
     metric = """
         SELECT customer_id, {sev} AS severity, count(*) AS incidents,
                count(*) FILTER (WHERE {met}) AS met, count(*) FILTER (WHERE NOT {met}) AS breached,
+               count(*) FILTER (WHERE {met} IS NULL AND {tgt} IS NOT NULL) AS pending,
+               count(*) FILTER (WHERE {tgt} IS NULL) AS no_target,
                CAST(round(median({secs})) AS BIGINT) AS median,
-               CAST(round(quantile_cont({secs}, 0.9)) AS BIGINT) AS p90
+               CASE WHEN count({secs}) >= {min_p90}
+                    THEN CAST(round(quantile_cont({secs}, 0.9)) AS BIGINT) END AS p90
         FROM incident_sla WHERE month = ? {cf} GROUP BY ALL"""
     data["fr_by_sev"] = _rows(con, metric.format(
-        sev="first_response_severity", met="first_response_met",
-        secs="first_response_business_seconds", cf=cf), [month, *cp])
+        sev="first_response_severity", met="first_response_met", tgt="first_response_target_seconds",
+        secs="first_response_business_seconds", cf=cf, min_p90=MIN_P90_VALUES), [month, *cp])
     data["res_by_sev"] = _rows(con, metric.format(
-        sev="resolution_severity", met="resolution_met",
-        secs="resolution_business_seconds", cf=cf), [month, *cp])
+        sev="resolution_severity", met="resolution_met", tgt="resolution_target_seconds",
+        secs="resolution_business_seconds", cf=cf, min_p90=MIN_P90_VALUES), [month, *cp])
     data["trend"] = _rows(con, f"""
         SELECT customer_id, month, count(*) AS incidents,
                count(*) FILTER (WHERE first_response_met) AS fr_met,
@@ -311,6 +326,8 @@ def _incident_row(r: dict, changes: list[dict]) -> IncidentRow:
         paused_seconds=(r["paused_business_seconds"] if resolved
                         else r["paused_elapsed_business_seconds"]),
         over_quota=r["over_quota"],
+        month=r["month"],
+        ambiguous_order=bool(r.get("ambiguous_order")),
     )
 
 
@@ -332,7 +349,9 @@ def build_customer_reports(con, policy: Policy, month: str,
     """
     tz = policy.calendar.tz
     first, last = month_bounds(month)
-    data = _fetch(con, month, first, last, customer_id)
+    start_utc = _local_midnight(first, tz)
+    end_utc = _local_midnight(last + dt.timedelta(days=1), tz)
+    data = _fetch(con, month, first, last, customer_id, start_utc, end_utc)
     if data["as_of"] is None:
         raise RuntimeError("the warehouse has no SLA figures yet (run `sla run` first)")
     cutoff = _utc(data["as_of"])
@@ -344,13 +363,14 @@ def build_customer_reports(con, policy: Policy, month: str,
         if r["tier"] is not None:
             contracts[r["customer_id"]].append(_Contract(
                 r["customer_id"], r["customer_name"], r["tier"], r["valid_from"], r["valid_to"],
-                r["account_manager"], r["language"] or "en"))
+                r["account_manager"], r["language"] or "en", r["account_manager_name"]))
     if customer_id is not None and customer_id not in contracts:
         raise NoSuchCustomer(f"customer {customer_id!r} has no contract and no incidents in {month}")
 
     incidents: dict[str, list[dict]] = defaultdict(list)
+    carried: dict[str, list[dict]] = defaultdict(list)
     for r in data["incidents"]:
-        incidents[r["customer_id"]].append(r)
+        (incidents if r["month"] == month else carried)[r["customer_id"]].append(r)
     sev_changes: dict[str, list[dict]] = defaultdict(list)
     for r in data["severity_changes"]:
         sev_changes[r["ticket_id"]].append(r)
@@ -377,15 +397,43 @@ def build_customer_reports(con, policy: Policy, month: str,
             name=main.name if main else cid,
             tier=tier,  # type: ignore[arg-type]  # None renders as "no contract"
             account_manager=main.account_manager if main else None,
+            account_manager_name=main.account_manager_name if main else None,
             language=(main.language if main and main.language in ("en", "de") else "en"),  # type: ignore[arg-type]
             tier_changes=_tier_changes(cs, first, last, tz),
         )
         rows = incidents.get(cid, [])
         incident_rows = tuple(_incident_row(r, sev_changes.get(r["ticket_id"], [])) for r in rows)
+        old_rows = carried.get(cid, [])
+        carried_rows = tuple(_incident_row(r, sev_changes.get(r["ticket_id"], [])) for r in old_rows)
+        carried_open = [r for r in carried_rows if r.resolved_at is None]
 
         tp = policy.tiers.get(tier) if tier else None
         within = sum(r["over_quota"] is False for r in rows)
         quota = tp.monthly_incident_quota if tp else 0
+        # tiers in force in the month, in order (sla-semantics.md section 4: one allowance each)
+        month_tiers: list[str] = []
+        for c in sorted(cs, key=lambda c: c.valid_from):
+            if c.valid_from <= last and (c.valid_to or FAR_FUTURE) >= first and c.tier not in month_tiers:
+                month_tiers.append(c.tier)
+        for r in rows:  # incidents raised under a tier (ranked per tier in incident_sla)
+            if r["tier"] is not None and r["tier"] not in month_tiers:
+                month_tiers.append(r["tier"])
+        allowances = tuple(
+            Allowance(
+                tier=t,
+                quota=(policy.tiers[t].monthly_incident_quota if t in policy.tiers else 0),
+                used=sum(r["tier"] == t and r["over_quota"] is False for r in rows),
+                over_quota=sum(r["tier"] == t and r["over_quota"] is True for r in rows),
+            ) for t in month_tiers)
+        history = trend_rows.get(cid, {})
+        prev = history.get(shift_month(month, -1))
+
+        def _prev(which: str, prev=prev) -> MetricSummary | None:
+            if not prev:
+                return None
+            met, breached = prev[f"{which}_met"], prev[f"{which}_breached"]
+            return MetricSummary(met, breached, 0, 0, rate(met, breached))
+
         summary = Summary(
             incidents_opened=len(rows),
             quota=max(quota, within),
@@ -394,9 +442,17 @@ def build_customer_reports(con, policy: Policy, month: str,
             first_response=_metric_summary(rows, "first_response"),
             resolution=_metric_summary(rows, "resolution"),
             open_at_cutoff=sum(r["resolved_at"] is None for r in rows),
+            allowances=allowances,
+            previous_first_response=_prev("fr"),
+            previous_resolution=_prev("res"),
+            carried_open=len(carried_open),
+            carried_open_breached=sum(r.first_response_met is False or r.resolution_met is False
+                                      for r in carried_open),
+            carried_resolved=len(carried_rows) - len(carried_open),
         )
 
         targets = tier_targets(policy, tier)
+        all_targets = {t: tier_targets(policy, t) for t in month_tiers}
         severities = []
         for sev in policy.severities:
             fr = by_sev.get(("fr", cid, sev), {})
@@ -408,9 +464,13 @@ def build_customer_reports(con, policy: Policy, month: str,
                 resolution_median=res.get("median"), resolution_p90=res.get("p90"),
                 first_response_met=fr.get("met", 0), first_response_breached=fr.get("breached", 0),
                 resolution_met=res.get("met", 0), resolution_breached=res.get("breached", 0),
+                first_response_pending=fr.get("pending", 0), resolution_pending=res.get("pending", 0),
+                first_response_no_target=fr.get("no_target", 0),
+                resolution_no_target=res.get("no_target", 0),
+                tier_targets=(tuple((t, *all_targets[t][sev]) for t in month_tiers)
+                              if len(month_tiers) > 1 else ()),
             ))
 
-        history = trend_rows.get(cid, {})
         starts = [shift_month(month, -11), data["data_start"] or month]
         customer_first = min([c.valid_from.strftime("%Y-%m") for c in cs] + list(history) + [month])
         start = max(starts + [customer_first])
@@ -419,13 +479,15 @@ def build_customer_reports(con, policy: Policy, month: str,
         while m <= month:
             h = history.get(m)
             trend.append(TrendPoint(m, h["incidents"], rate(h["fr_met"], h["fr_breached"]),
-                                    rate(h["res_met"], h["res_breached"])) if h
+                                    rate(h["res_met"], h["res_breached"]),
+                                    h["fr_met"], h["fr_met"] + h["fr_breached"],
+                                    h["res_met"], h["res_met"] + h["res_breached"]) if h
                          else TrendPoint(m, 0, None, None))
             m = shift_month(m, 1)
 
-        fr_due = {r["ticket_id"]: r["first_response_due_at"] for r in rows}
+        fr_due = {r["ticket_id"]: r["first_response_due_at"] for r in (*rows, *old_rows)}
         explanations = []
-        for row in incident_rows:
+        for row in (*incident_rows, *carried_rows):
             if row.needs_explanation:
                 explanations.append(IncidentExplanation(
                     ticket_id=row.ticket_id,
@@ -434,10 +496,29 @@ def build_customer_reports(con, policy: Policy, month: str,
                     resolution_due_at=_utc(data["resolution_due"].get(row.ticket_id)),
                 ))
 
+        breaches = []
+        for r in rows:
+            for which, metric in (("first_response", "first_response"), ("resolution", "resolution")):
+                if r[f"{which}_met"] is False:
+                    done = r["first_response_at" if which == "first_response" else "resolved_at"]
+                    secs = (r[f"{which}_business_seconds"] if done is not None
+                            else r[f"{which}_elapsed_business_seconds"])
+                    sev = r[f"{which}_severity"]
+                    breaches.append(Breach(
+                        r["ticket_id"], int(sev if sev is not None else r["created_severity"]), metric,
+                        int(secs or 0) - int(r[f"{which}_target_seconds"])))
+
+        tiers_targets = tuple((t, tuple((sev, fr, res) for sev, (fr, res) in sorted(all_targets[t].items())))
+                              for t in month_tiers)
         reports.append(CustomerReport(
             customer=customer, month=month, cutoff=cutoff, summary=summary,
             severities=tuple(severities), trend=tuple(trend), incidents=incident_rows,
             explanations=tuple(explanations), policy=policy_text(policy, tier),
             timezone=policy.calendar.timezone,
+            carried_over=carried_rows,
+            breaches=tuple(breaches),
+            has_resolution_targets=any(res is not None for _, ts in tiers_targets for _, _, res in ts)
+            or not tiers_targets,
+            tiers_targets=tiers_targets,
         ))
     return reports

@@ -32,6 +32,10 @@ ClockState = Literal["running", "paused", "stopped"]
 TargetUnit = Literal["business_hours", "business_days"]
 
 DEFAULT_TIMEZONE = "Europe/Berlin"
+# sla-semantics.md section 7: below this many rated incidents a rate is shown as counts
+# ("1 of 1 met"); a 90th percentile needs at least this many measured values.
+MIN_RATED = 5
+MIN_P90_VALUES = 5
 
 
 def _require_aware(value: datetime | None, name: str) -> None:
@@ -84,9 +88,10 @@ class Customer:
     id: str
     name: str
     tier: str  # tier in force at the cut-off or at month end
-    account_manager: str | None = None
+    account_manager: str | None = None  # e-mail address
     language: Language = "en"
     tier_changes: tuple[TierChange, ...] = ()
+    account_manager_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.language not in ("en", "de"):
@@ -105,6 +110,35 @@ class MetricSummary:
     def rated(self) -> int:
         return self.met + self.breached
 
+    @property
+    def total(self) -> int:
+        return self.met + self.breached + self.pending + self.no_target
+
+    @property
+    def solid(self) -> bool:
+        """Enough rated incidents for a percentage (otherwise show counts)."""
+        return self.rated >= MIN_RATED
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """One tier's monthly allowance: a month with a tier change has one per tier."""
+
+    tier: str
+    quota: int
+    used: int  # incidents raised under this tier counted as included
+    over_quota: int
+
+
+@dataclass(frozen=True)
+class Breach:
+    """One breached target of an incident opened in the month (page 1 box)."""
+
+    ticket_id: str
+    severity: int  # the severity whose target applied
+    metric: Literal["first_response", "resolution"]
+    over_seconds: int  # business time beyond the target
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -114,7 +148,13 @@ class Summary:
     over_quota: int
     first_response: MetricSummary
     resolution: MetricSummary
-    open_at_cutoff: int
+    open_at_cutoff: int  # of the month's incidents
+    allowances: tuple[Allowance, ...] = ()  # one per tier in force in the month
+    previous_first_response: MetricSummary | None = None  # the month before
+    previous_resolution: MetricSummary | None = None
+    carried_open: int = 0  # incidents from earlier months still open at the cut-off
+    carried_open_breached: int = 0
+    carried_resolved: int = 0  # incidents from earlier months resolved in the month
 
 
 @dataclass(frozen=True)
@@ -131,6 +171,12 @@ class SeverityRow:
     first_response_breached: int = 0
     resolution_met: int = 0
     resolution_breached: int = 0
+    first_response_pending: int = 0
+    resolution_pending: int = 0
+    first_response_no_target: int = 0
+    resolution_no_target: int = 0
+    # targets of every tier in force in the month, when more than one: ((tier, fr, res), ...)
+    tier_targets: tuple[tuple[str, Target | None, Target | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +185,10 @@ class TrendPoint:
     incidents: int
     first_response_rate: Decimal | None
     resolution_rate: Decimal | None
+    first_response_met: int = 0
+    first_response_rated: int = 0
+    resolution_met: int = 0
+    resolution_rated: int = 0
 
 
 @dataclass(frozen=True)
@@ -170,6 +220,8 @@ class IncidentRow:
     resolution_met: bool | None = None
     paused_seconds: int | None = None
     over_quota: bool | None = None
+    month: str | None = None  # creation month (YYYY-MM); earlier than the report's: carried over
+    ambiguous_order: bool = False  # data_warnings: the order of its events was ambiguous
 
     def __post_init__(self) -> None:
         for name in ("created_at", "first_response_at", "resolved_at"):
@@ -251,6 +303,12 @@ class CustomerReport:
     policy: PolicyText
     branding: Branding = Branding()
     timezone: str = DEFAULT_TIMEZONE
+    # from earlier months: resolved in the month (final figures) or open at the cut-off
+    carried_over: tuple[IncidentRow, ...] = ()
+    breaches: tuple[Breach, ...] = ()  # breached targets of the month's incidents
+    has_resolution_targets: bool = True  # False: the plan(s) of the month have none
+    # targets of every tier in force in the month, in order: ((tier, ((sev, fr, res), ...)), ...)
+    tiers_targets: tuple[tuple[str, tuple[tuple[int, Target | None, Target | None], ...]], ...] = ()
 
     def __post_init__(self) -> None:
         _require_aware(self.cutoff, "CustomerReport.cutoff")
@@ -260,6 +318,13 @@ class CustomerReport:
     @property
     def language(self) -> Language:
         return self.customer.language
+
+    @property
+    def month_to_date(self) -> bool:
+        """The report month is the cut-off's own month (local time): figures are month to date."""
+        from zoneinfo import ZoneInfo
+
+        return self.cutoff.astimezone(ZoneInfo(self.timezone)).strftime("%Y-%m") == self.month
 
 
 # ---------------------------------------------------------------- Gold billing report (finance)

@@ -66,7 +66,7 @@ def test_headers_exactly_as_data_contract(demo):
     expected = {
         "tickets.csv": "ticket_id,customer_id,subject,severity,created_at,channel",
         "ticket_events.csv": "ticket_id,occurred_at,kind,actor,value",
-        "contracts.csv": "customer_id,customer_name,tier,valid_from,valid_to,account_manager,terms",
+        "contracts.csv": "customer_id,customer_name,tier,valid_from,valid_to,account_manager,terms,account_manager_name",
         "invoices.csv": "invoice_id,customer_id,issued_on,period_start,period_end,amount_eur",
     }
     for name, header in expected.items():

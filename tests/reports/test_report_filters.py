@@ -11,17 +11,51 @@ from sla.report_data.models import PolicyText, Target
 UTC = timezone.utc
 
 
-@pytest.mark.parametrize("seconds, expected", [
-    (None, "–"),
-    (0, "0:00"),
-    (59, "0:00"),            # seconds are truncated, never rounded up
-    (60, "0:01"),
-    (97505, "27:05"),        # 27 business hours 5 minutes (more than 24 h is not days)
-    (201600, "56:00"),       # 7 business days of 8 h
-    (360000 + 59, "100:00"),
+@pytest.mark.parametrize("seconds, lang, expected", [
+    (None, "en", "–"),
+    (0, "en", "0 min"),
+    (59, "en", "1 min"),              # rounded UP: a second over is a minute over
+    (60, "en", "1 min"),
+    (28801, "en", "8 h 1 min"),       # 1 s over an 8 h target never prints "8 h"
+    (97505, "en", "27 h 6 min"),      # a duration, not a clock time ("27:05")
+    (201600, "de", "56 h"),           # 7 business days of 8 h
+    (3600 * 1234, "de", "1.234 h"),
 ])
-def test_duration(seconds, expected):
-    assert f.duration(seconds) == expected
+def test_duration_reads_as_a_duration_rounded_up(seconds, lang, expected):
+    assert f.duration(seconds, lang) == expected
+
+
+def test_the_old_clock_form_is_gone():
+    for seconds in (59, 3600, 97505, 201600):
+        assert ":" not in f.duration(seconds, "en")
+
+
+@pytest.mark.parametrize("met, rated, lang, expected", [
+    (1, 1, "en", "1 of 1 met"),
+    (3, 4, "de", "3 von 4 eingehalten"),
+    (4, 5, "en", "80.0\u00a0%"),        # from 5 rated incidents: a rate
+    (0, 0, "en", "–"),
+])
+def test_compliance_counts_below_five_rated(met, rated, lang, expected):
+    from sla.months import rate
+    from sla.report_data.models import MetricSummary
+    m = MetricSummary(met, rated - met, 0, 0, rate(met, rated - met))
+    assert f.compliance(m, lang) == expected
+
+
+def test_delta_only_between_solid_months():
+    from sla.report_data.models import MetricSummary
+    now = MetricSummary(9, 1, 0, 0, Decimal("0.9"))
+    before = MetricSummary(8, 2, 0, 0, Decimal("0.8"))
+    assert f.delta(now, before, "en") == ("▲ +10.0 pp", "better")
+    assert f.delta(before, now, "de") == ("▼ −10,0 Pp", "worse")
+    assert f.delta(now, MetricSummary(1, 0, 0, 0, Decimal(1)), "en") is None
+
+
+def test_status_words_not_codes():
+    assert f.status("closed", "en") == "Closed"
+    assert f.status("open", "en") == "In progress"
+    assert f.status("solved", "de").startswith("Gelöst")
 
 
 @pytest.mark.parametrize("value, lang, expected", [
@@ -79,11 +113,11 @@ def test_number(n, lang, expected):
 
 @pytest.mark.parametrize("target, lang, expected", [
     (Target.hours(8), "en", "8 business hours"),
-    (Target.days(7), "en", "7 business days"),
+    (Target.days(7), "en", "7 business days (56 h)"),
     (Target.hours(1), "en", "1 business hour"),
     (Target.hours(8), "de", "8 Geschäftsstunden"),
-    (Target.days(7), "de", "7 Geschäftstage"),
-    (Target.days(1), "de", "1 Geschäftstag"),
+    (Target.days(7), "de", "7 Geschäftstage (56 h)"),
+    (Target.days(1), "de", "1 Geschäftstag (8 h)"),
     (None, "en", "no target"),
     (None, "de", "ohne Ziel"),
 ])

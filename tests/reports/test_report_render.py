@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import io
 import os
+import re
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from reports.render import (
 )
 from sla import files
 from sla.files import write_bytes_atomic
+from sla.report_data.models import Allowance, Breach
 from tests.fixtures.sample_report import empty_report, sample_report
 
 REPORTS_DIR = Path(render.__file__).resolve().parent
@@ -47,11 +49,14 @@ def test_summary_counts_and_rates_match_the_view_model(rendered_en):
     assert f"{s.quota_used} of {s.quota} included incidents" in text
     assert f"{s.over_quota} over quota" in text
     for m in (s.first_response, s.resolution):
-        assert filters.rate(m.rate, "en").replace("\u00a0", " ") in text
+        shown = filters.compliance(m, "en").replace("\u00a0", " ")
+        assert shown in text
         assert f"{m.met} met · {m.breached} breached" in text
-        assert f"{m.pending} pending · {m.no_target} no target" in text
-    # golden values of the sample, so a formatter bug cannot hide behind itself
-    assert "85.7 %" in text and "75.0 %" in text
+        assert f"{m.pending} pending" in text
+    # golden values of the sample, so a formatter bug cannot hide behind itself: 7 rated first
+    # responses give a rate, 4 rated resolutions give counts (sla-semantics.md section 7)
+    assert "85.7 %" in text and "3 of 4 met" in text
+    assert "75.0 %" not in text
     assert "4 of 4 included incidents" in text and "3 over quota" in text
 
 
@@ -60,8 +65,8 @@ def test_per_severity_targets_and_figures(rendered_en):
     for row in rendered_en.vm.severities:
         assert filters.target(row.first_response_target, "en") in text
         if row.resolution_median is not None:
-            assert filters.duration(row.resolution_median) in text
-    assert "16 business hours" in text and "7 business days" in text
+            assert filters.duration(row.resolution_median, "en") in text
+    assert "16 business hours" in text and "7 business days (56 h)" in text
 
 
 def test_incident_figures_and_explanations(rendered_en):
@@ -71,10 +76,10 @@ def test_incident_figures_and_explanations(rendered_en):
     for inc in vm.incidents:  # date and time wrap onto two lines in the table
         assert squash(filters.datetime_local(inc.created_at, "en")) in created
     # RT-10437: breached resolution with a stop while solved and a reopen
-    assert "16:20 / 16:00" in text and "breached" in text
+    assert "16 h 20 min of 16 h" in text and "breached" in text
     assert "stopped, solved" in text and "paused, waiting for you" in text
     explained = {e.ticket_id for e in vm.explanations}
-    assert explained == {"RT-10437", "RT-10471", "RT-10490", "RT-10519"}
+    assert explained == {"RT-10437", "RT-10471", "RT-10490", "RT-10519", "RT-10288"}
     for e in vm.explanations:
         for seg in e.segments:
             assert filters.datetime_local(seg.start, "en") in text
@@ -99,9 +104,10 @@ def test_sections_running_header_and_page_numbers(rendered_en):
 def test_german_report(rendered_de):
     text = rendered_de.flat
     assert "März 2026" in text
-    assert "85,7 %" in text and "75,0 %" in text
+    assert "85,7 %" in text and "3 von 4 eingehalten" in text
     assert "4 von 4 inklusive Vorfällen" in text
-    assert "16 Geschäftsstunden" in text and "7 Geschäftstage" in text
+    assert "16 Geschäftsstunden" in text and "7 Geschäftstage (56 h)" in text
+    assert "Aus früheren Monaten noch offen: 1 (1 verletzt)" in text
     assert "So werden die Kennzahlen gemessen" in text
     assert "Seite 1 von" in text
     assert "01.04.2026 08:00" in text  # cut-off in local time, German format
@@ -116,6 +122,142 @@ def test_fonts_are_the_shipped_dejavu(rendered_en):
             fonts.add(str(font.get_object()["/BaseFont"]))
     # "Report Sans" / "Report Condensed" are the @font-face names of the shipped DejaVu files
     assert fonts and all(f.split("+")[-1].startswith("Report-") for f in fonts), fonts
+
+
+def test_emoji_in_a_subject_uses_the_shipped_symbol_font(rendered_en):
+    """RT-10519's subject ends in a crescent moon: Symbola draws it, not a missing-glyph box."""
+    reader = PdfReader(io.BytesIO(rendered_en.pdf))
+    fonts = {str(f.get_object()["/BaseFont"]) for page in reader.pages
+             for f in (page["/Resources"].get("/Font") or {}).values()}
+    assert any("Report-Symbols" in f for f in fonts), fonts
+    assert "🌙" in rendered_en.text
+
+
+# --- issue 15: the report an account manager can send without a surprise ---------------
+
+CLOCK_FORM = re.compile(r"\b\d{1,4}:\d{2}\b")
+DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2}|\d{2}\.\d{2}\.\d{4})\s+\d{2}:\d{2}")
+OPENING_HOURS = re.compile(r"\d{2}:\d{2} (to|bis) \d{2}:\d{2}")
+
+
+def _times_of_day(vm) -> set[str]:
+    """Every HH:MM the report prints as a time of day (a date and time wrap in table cells)."""
+    instants = [vm.cutoff]
+    for inc in (*vm.incidents, *vm.carried_over):
+        instants += [inc.created_at, inc.first_response_at, inc.resolved_at]
+        instants += [ch.at for ch in inc.severity_changes]
+    for e in vm.explanations:
+        instants += [e.first_response_due_at, e.resolution_due_at]
+        instants += [x for seg in e.segments for x in (seg.start, seg.end)]
+    return {filters.to_local(x).strftime("%H:%M") for x in instants if x is not None}
+
+
+def _durations(vm) -> set[int]:
+    out = set()
+    for inc in (*vm.incidents, *vm.carried_over):
+        out |= {inc.first_response_seconds, inc.first_response_target_seconds,
+                inc.resolution_seconds, inc.resolution_target_seconds, inc.paused_seconds}
+    for r in vm.severities:
+        out |= {r.first_response_median, r.resolution_median}
+    out |= {seg.business_seconds for e in vm.explanations for seg in e.segments}
+    return {x for x in out if x is not None}
+
+
+@pytest.mark.parametrize("which", ["rendered_en", "rendered_de"])
+def test_no_duration_is_printed_in_clock_form(which, request):
+    rendered = request.getfixturevalue(which)
+    vm = rendered.vm
+    text = OPENING_HOURS.sub("", DATETIME.sub("", rendered.flat))
+    for inc in (*vm.incidents, *vm.carried_over):  # a subject may say "since 14:00"
+        text = text.replace(flat(inc.subject), "")
+    times = _times_of_day(vm)
+    assert set(CLOCK_FORM.findall(text)) <= times, set(CLOCK_FORM.findall(text)) - times
+    for secs in _durations(vm):  # the old h:mm form of any duration the report shows
+        old = f"{secs // 3600}:{secs % 3600 // 60:02d}"
+        assert old in times or not re.search(rf"\b{old}\b", text), old
+        assert filters.duration(secs, vm.language) in rendered.flat
+
+
+@pytest.fixture(scope="module")
+def edge():
+    """One second over an 8 h first-response target; a Professional plan without resolution
+    targets; a tier change with two allowances; a cut-off inside the report month."""
+    vm = sample_report("en")
+    first = vm.incidents[0]  # RT-10412, severity 2: first response target 8 business hours
+    over = replace(first, first_response_seconds=first.first_response_target_seconds + 1,
+                   first_response_met=False)
+    summary = replace(vm.summary, allowances=(Allowance("professional", 1, 1, 2),
+                                              Allowance("gold", 4, 4, 0)))
+    vm = replace(vm, incidents=(over, *vm.incidents[1:]), summary=summary,
+                 breaches=(Breach(over.ticket_id, 2, "first_response", 1), *vm.breaches),
+                 has_resolution_targets=False,
+                 cutoff=datetime(2026, 3, 20, 11, 0, tzinfo=timezone.utc))
+    return Rendered(vm)
+
+
+def test_a_breached_time_never_prints_equal_to_its_target(rendered_en, edge):
+    assert "8 h 1 min of 8 h" in edge.flat and "over by 1 min" in edge.flat
+    for rendered in (rendered_en, edge):
+        for inc in (*rendered.vm.incidents, *rendered.vm.carried_over):
+            for metric in ("first_response", "resolution"):
+                secs = getattr(inc, f"{metric}_seconds")
+                target = getattr(inc, f"{metric}_target_seconds")
+                if getattr(inc, f"{metric}_met") is False:
+                    assert filters.duration(secs, "en") != filters.duration(target, "en")
+        for shown, target in re.findall(r"(\d[\d,]* h(?: \d+ min)?|\d+ min) of (\d[\d,]* h(?: \d+ min)?)",
+                                        rendered.flat):
+            assert shown != target or "breached" not in rendered.flat.split(shown)[1][:30]
+
+
+def test_counts_replace_rates_below_five_rated(rendered_en):
+    text = rendered_en.flat
+    res = rendered_en.vm.summary.resolution
+    assert res.rated < 5 and "3 of 4 met" in text
+    assert filters.rate(res.rate, "en").replace("\u00a0", " ") not in text
+    # trend months with 1-4 rated incidents show counts ("2/2"), never "100 %" or "0 %"
+    assert "2/2" in text and "1/2" in text
+    # the 90th percentile needs 5 values: the sample has at most 2 per severity
+    assert all(r.first_response_p90 is None for r in rendered_en.vm.severities)
+
+
+def test_page_one_verdict_breaches_and_carried_over(rendered_en):
+    vm, text = rendered_en.vm, rendered_en.flat
+    with __import__("pdfplumber").open(io.BytesIO(rendered_en.pdf)) as doc:
+        page1 = flat(doc.pages[0].extract_text())
+    assert f"Breaches this month: {len(vm.breaches)}" in page1
+    for b in vm.breaches:
+        assert b.ticket_id in page1
+    assert "Still open from earlier months: 1 (1 breached)" in page1
+    assert "Feb 26: 3 of 3 met" in page1  # last month, as counts (3 rated)
+    # the rows add up: met / breached / pending per severity
+    assert "1 / 1 / 1" in text and "0 / 0 / 1" in text
+    # from earlier months, after the month's incidents, outside the month's rates
+    assert text.index("Incidents opened in March 2026") < text.index("From earlier months")
+    assert "RT-10288" in text and "RT-10351" in text
+    assert "They count in the month they were opened, not in this month's rates." in text
+    assert text.index("From earlier months") < text.index("How the clock ran")
+
+
+def test_cover_names_the_account_manager_and_keeps_the_address_whole(rendered_en):
+    with __import__("pdfplumber").open(io.BytesIO(rendered_en.pdf)) as doc:
+        words = {w["text"] for w in doc.pages[0].extract_words()}
+    assert "jana.becker@northwind-support.example" in words
+    assert "Jana Becker" in rendered_en.flat
+    assert "since 1 Mar 2026 (was" in rendered_en.flat
+
+
+def test_status_words_and_ambiguous_event_order(rendered_en):
+    text = rendered_en.flat
+    assert "Closed" in text and "In progress" in text
+    assert "order was ambiguous" in text  # RT-10490 is in data_warnings
+
+
+def test_professional_tier_change_and_month_to_date(edge):
+    text = edge.flat
+    assert "plan has no resolution targets" in text
+    assert "Professional: 1 of 1" in text and "Gold: 4 of 4 included" in text  # one allowance per tier
+    assert "March 2026 (month to date)" in text
+    assert "RESOLUTION · COMPLIANCE" not in text.upper().replace("\n", " ")
 
 
 # --- hostile input ---------------------------------------------------------------------
@@ -381,7 +523,10 @@ def test_render_history_does_not_change_the_bytes(rendered_en):
 def test_nine_character_ticket_ids_do_not_wrap():
     vm = sample_report("en")
     ids = {i.ticket_id: f"T{k:08d}" for k, i in enumerate(vm.incidents, start=1)}
+    ids.update({i.ticket_id: f"T{k:08d}" for k, i in enumerate(vm.carried_over, start=100)})
     vm = replace(vm, incidents=tuple(replace(i, ticket_id=ids[i.ticket_id]) for i in vm.incidents),
+                 carried_over=tuple(replace(i, ticket_id=ids[i.ticket_id]) for i in vm.carried_over),
+                 breaches=tuple(replace(b, ticket_id=ids[b.ticket_id]) for b in vm.breaches),
                  explanations=tuple(replace(e, ticket_id=ids[e.ticket_id])
                                     for e in vm.explanations))
     pdf = render_customer_pdf(vm)

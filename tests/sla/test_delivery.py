@@ -90,7 +90,12 @@ def test_each_manager_gets_exactly_their_customers(smtp, warehouse):
     assert attachments(anna) == {"C1-acme.pdf": b"%PDF-1.7 report of C1", "C2-beta.pdf": b"%PDF-1.7 report of C2"}
     assert attachments(got[("bert@vendor.example",)]) == {"C3-gamma.pdf": b"%PDF-1.7 report of C3"}
     body = anna.get_body(("plain",)).get_content()
-    assert "Acme (C1, professional): 2 incident(s)" in body
+    assert "Acme (C1, Professional): 2 incident(s)" in body
+    # breaches come before a quota overrun (Beta's only incident has had no reply for a month;
+    # Acme is over its quota); counts, not rates, below 5 rated incidents
+    assert "Beta (C2, Gold): 1 incident(s); first response 0 of 1 met" in body
+    assert body.index("Beta (C2") < body.index("Acme (C1")
+    assert "n/a" not in body and "first response none rated yet" in body
     assert "1 incident(s) over the included quota" in body  # professional: 1 included
     assert "Gamma" not in body  # another manager's customer
     assert "carl@vendor.example" not in result.sent  # contract ended before the month
