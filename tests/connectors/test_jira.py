@@ -273,3 +273,31 @@ def test_jira_exclusion_field(tmp_path, configured):
     # with a reason field: its text (a rich-text document) is the reason
     import_source(con, source(exclusion_reason_field=REASON_FIELD), POLICY)
     assert con.execute("SELECT reason FROM exclusions").fetchall() == [("Customer's site was down",)]
+
+
+def test_exclusion_settings_reach_the_connectors(tmp_path, monkeypatch):
+    from pipelines.resources import ticket_source_resource
+    from pipelines.settings import ConfigError, load_settings
+
+    env = {"SLA_JIRA_URL": "https://jira.example.test", "SLA_JIRA_EMAIL": EMAIL, "SLA_JIRA_TOKEN": TOKEN,
+           "SLA_ZENDESK_SUBDOMAIN": "acme", "SLA_ZENDESK_EMAIL": EMAIL, "SLA_ZENDESK_TOKEN": TOKEN,
+           "SLA_CONTRACTS_CSV": str(_contracts_file(tmp_path)),
+           "SLA_JIRA_EXCLUSION_FIELD": EXCLUSION_FIELD, "SLA_JIRA_EXCLUSION_MAP": '{"Customer delay": "resolution"}',
+           "SLA_JIRA_EXCLUSION_REASON_FIELD": REASON_FIELD,
+           "SLA_ZENDESK_EXCLUSION_TAGS": '{"sla_exclude": "both"}', "SLA_ZENDESK_EXCLUSION_REASON": "disputed ({tag})"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    jira = ticket_source_resource(load_settings(source="jira"), as_env_var=False).source()
+    assert (jira.exclusion_field, jira.exclusion_reason_field) == (EXCLUSION_FIELD, REASON_FIELD)
+    assert jira.exclusion_map["customer delay"] == "resolution" and jira.exclusion_map["both"] == "both"
+    zd = ticket_source_resource(load_settings(source="zendesk"), as_env_var=False).source()
+    assert (zd.exclusion_tags, zd.exclusion_reason) == ({"sla_exclude": "both"}, "disputed ({tag})")
+    # unset: no exclusions
+    for k in ("SLA_JIRA_EXCLUSION_FIELD", "SLA_ZENDESK_EXCLUSION_TAGS"):
+        monkeypatch.delenv(k)
+    assert ticket_source_resource(load_settings(source="jira"), as_env_var=False).source().exclusion_field is None
+    assert ticket_source_resource(load_settings(source="zendesk"), as_env_var=False).source().exclusion_tags == {}
+    # a metric that does not exist is a configuration error naming the variable
+    monkeypatch.setenv("SLA_ZENDESK_EXCLUSION_TAGS", '{"sla_exclude": "resolutoin"}')
+    with pytest.raises(ConfigError, match="SLA_ZENDESK_EXCLUSION_TAGS"):
+        load_settings(source="zendesk")
