@@ -26,8 +26,8 @@ Mapping (stage):
   first_response / resolution / both by `exclusion_map` (case-insensitive; those names themselves
   always map to themselves; an unmapped value is staged as is and rejected). The latest changelog entry that
   set the field is the approval (approved_by = its author's display name, approved_at = its
-  created); a value set when the issue was created has no changelog entry, so no approver, and is
-  rejected. reason = the value's text, or the text of `exclusion_reason_field` when configured.
+  created; the options of a multi-select share it); a value set when the issue was created has
+  no changelog entry, so no approver, and is rejected. reason = the value's text, or the text of `exclusion_reason_field` when configured.
 """
 
 from __future__ import annotations
