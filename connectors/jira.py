@@ -21,6 +21,13 @@ Mapping (stage):
   Waiting for support/In progress/Escalated -> open, Waiting for customer -> pending, Pending ->
   on_hold, Resolved/Done -> solved, Closed/Canceled/Declined -> closed); others are staged as is
   and rejected.
+- approved SLA exclusions (optional, `exclusion_field` = a custom field, e.g. customfield_10050):
+  its value (a select option, several of a multi-select, or text) names the exclusion, mapped to
+  first_response / resolution / both by `exclusion_map` (case-insensitive; those names themselves
+  always map to themselves; an unmapped value is staged as is and rejected). The latest changelog entry that
+  set the field is the approval (approved_by = its author's display name, approved_at = its
+  created; the options of a multi-select share it); a value set when the issue was created has
+  no changelog entry, so no approver, and is rejected. reason = the value's text, or the text of `exclusion_reason_field` when configured.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from connectors.sync import (
     as_dict,
     as_text,
     count,
+    exclusion_metric_map,
     iso_utc,
     next_link,
     page_list,
@@ -65,6 +73,23 @@ def _case(raw: str, mapping: dict[str, str]) -> str:
     return f"CASE {cases} ELSE {raw} END"
 
 
+def _field_text(value: str) -> str:
+    """The text of a Jira field value: a string, an option (`value`), a user or other named object
+    (`name`, `displayName`), a rich-text document (its text nodes), or a list of them joined."""
+    one = lambda v: (f"CASE json_type({v}) WHEN 'VARCHAR' THEN {v}->>'$' WHEN 'OBJECT' THEN coalesce("  # noqa: E731
+                     f"{v}->>'value', {v}->>'name', {v}->>'displayName', "
+                     f"nullif(array_to_string(json_extract_string({v}, '$..text'), ''), '')) "
+                     f"WHEN 'NULL' THEN NULL ELSE {v}->>'$' END")
+    return (f"CASE WHEN json_type({value}) = 'ARRAY' THEN array_to_string(list_transform("
+            f"json_extract({value}, '$[*]'), lambda e: {one('e')}), ', ') ELSE {one(value)} END")
+
+
+def _field_values(value: str) -> str:
+    """The values of a Jira field as a list of texts: one per option of a multi-select."""
+    return (f"CASE WHEN json_type({value}) = 'ARRAY' THEN list_transform(json_extract({value}, '$[*]'), "
+            f"lambda e: {_field_text('e')}) ELSE [{_field_text(value)}] END")
+
+
 def jira_instant(text: str | None) -> dt.datetime | None:
     """Jira's `2026-02-02T09:00:00.000+0100`."""
     if not isinstance(text, str) or not text:  # a number or a list (fuzzing: TypeError in re.sub)
@@ -79,8 +104,9 @@ class JiraSource(ApiTicketSource):
                  contracts_csv: str | None = None, jql: str = "", organization_field: str = "customfield_10002",
                  customer_key: str = "name", priority_map: dict[str, str] | None = None,
                  status_map: dict[str, str] | None = None, overlap_minutes: float = 10, page_size: int = 50,
-                 jira_timezone: str = "UTC", name: str | None = None, client: HttpClient | None = None,
-                 **client_options):
+                 jira_timezone: str = "UTC", exclusion_field: str | None = None,
+                 exclusion_map: dict[str, str] | None = None, exclusion_reason_field: str | None = None,
+                 name: str | None = None, client: HttpClient | None = None, **client_options):
         if customer_key not in ("name", "id"):
             raise ValueError(f"customer_key {customer_key!r}: expected name or id")
         self.name = name or self.name
@@ -94,7 +120,16 @@ class JiraSource(ApiTicketSource):
         self.overlap = dt.timedelta(minutes=overlap_minutes)
         self.page_size = page_size
         self.jira_timezone = jira_timezone
-        self.labels = {"tickets": f"{self.name} tickets", "ticket_events": f"{self.name} events"}
+        self.exclusion_field = (exclusion_field or "").strip() or None
+        self.exclusion_map = exclusion_metric_map(
+            "exclusion_map", {**{m: m for m in ("first_response", "resolution", "both")}, **(exclusion_map or {})},
+            lower=True)
+        self.exclusion_reason_field = (exclusion_reason_field or "").strip() or None
+        for f in (self.exclusion_field, self.exclusion_reason_field):
+            if f and not re.fullmatch(r"[A-Za-z0-9_.-]+", f):
+                raise ValueError(f"exclusion field {f!r}: expected a field id like customfield_10050")
+        self.labels = {"tickets": f"{self.name} tickets", "ticket_events": f"{self.name} events",
+                       "exclusions": f"{self.name} exclusions"}
         self._client = client
         self._auth = (email, token)
         self._client_options = client_options
@@ -153,7 +188,8 @@ class JiraSource(ApiTicketSource):
         result = SyncResult(self.name)
         since = store.since(self.overlap)
         progress(f"{self.name}: syncing issues updated since {iso_utc(since) if since else 'the beginning'}")
-        fields = ",".join(["summary", "status", "priority", "created", "updated", "reporter", self.organization_field])
+        fields = ",".join(["summary", "status", "priority", "created", "updated", "reporter", self.organization_field]
+                          + [f for f in (self.exclusion_field, self.exclusion_reason_field) if f])
         token = None
         trail = PageTrail(self.name, "issues")
         while True:
@@ -248,9 +284,45 @@ class JiraSource(ApiTicketSource):
                    row_number() OVER (ORDER BY key, ts, src_order, try_cast(id AS BIGINT), i) AS line,
                    source_ref, CAST(raw AS VARCHAR) AS raw
             FROM ev""")
+        if self.exclusion_field:
+            self._stage_exclusions(con)
         for t in ("_jr_issues", "_jr_items", "_jr_prio"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
         contracts, label = stage_contracts(con, self.contracts_csv)
         self.labels = {**self.labels, "contracts": label}
-        return {"tickets": count(con, "stg_tickets"), "ticket_events": count(con, "stg_ticket_events"),
-                "contracts": contracts}
+        staged = {"tickets": count(con, "stg_tickets"), "ticket_events": count(con, "stg_ticket_events"),
+                  "contracts": contracts}
+        if self.exclusion_field:
+            staged["exclusions"] = count(con, "stg_exclusions")
+        return staged
+
+    def _stage_exclusions(self, con) -> None:
+        """stg_exclusions from the exclusion field's current values, approved by the changelog entry that set it."""
+        field = _lit(self.exclusion_field)
+        value = f"t.f->'{self.exclusion_field}'"
+        metric = _case("v.name", self.exclusion_map)
+        reason = (_field_text(f"v.f->'{self.exclusion_reason_field}'") if self.exclusion_reason_field else "v.name")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE stg_exclusions AS
+            WITH v AS (
+                SELECT t.key, t.f, {value} AS value, trim(u.name) AS name, u.n
+                FROM _jr_issues t, unnest({_field_values(value)}) WITH ORDINALITY u(name, n)
+                WHERE json_type({value}) NOT IN ('NULL') AND nullif(trim(u.name), '') IS NOT NULL
+            ), set_by AS (
+                SELECT x.key, x.history_id, x.i, x.ts, x.history,
+                       coalesce(nullif(trim(x.history->'author'->>'displayName'), ''),
+                                nullif(trim(x.history->'author'->>'emailAddress'), ''),
+                                x.history->'author'->>'accountId') AS author,
+                       row_number() OVER (PARTITION BY x.key
+                                          ORDER BY x.ts DESC, try_cast(x.history_id AS BIGINT) DESC, x.i DESC) AS n
+                FROM _jr_items x
+                WHERE (x.item->>'fieldId' = {field} OR x.item->>'field' = {field})
+                  AND nullif(trim(x.item->>'toString'), '') IS NOT NULL
+            )
+            SELECT v.key AS ticket_id, coalesce({metric}, '') AS metric, coalesce({reason}, '') AS reason,
+                   coalesce(s.author, '') AS approved_by, coalesce(s.ts, '') AS approved_at,
+                   row_number() OVER (ORDER BY v.key, v.n) AS line,
+                   'issue/' || v.key || coalesce('/changelog/' || s.history_id || '/item/' || s.i,
+                                                 '/field/' || {field}) AS source_ref,
+                   CAST(coalesce(s.history, json_object({field}, v.value)) AS VARCHAR) AS raw
+            FROM v LEFT JOIN set_by s ON s.key = v.key AND s.n = 1""")

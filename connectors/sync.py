@@ -31,6 +31,7 @@ import pyarrow as pa
 from connectors.csv_export import EXPORT_FILES, FileSpec, rejected_rows_sql, stage_file
 from connectors.http import ConnectorError, _safe_url
 from sla.db import scalar
+from sla.ingest import EXCLUSION_METRICS
 from sla.sources import ExportError, TicketSource
 
 Progress = Callable[[str], None]
@@ -281,7 +282,7 @@ class SyncStore:
 
 # ---- staging helpers shared by the API connectors -------------------------------------------
 
-STAGED_TABLES = ("tickets", "ticket_events", "contracts", "invoices")
+STAGED_TABLES = ("tickets", "ticket_events", "contracts", "invoices", "exclusions")
 
 
 def reset_staging(con) -> None:
@@ -306,6 +307,20 @@ def stage_contracts(con, contracts_csv: str | Path | None) -> tuple[int, str]:
     for t in ("_records", "_lines_raw", "_lines", "_units", "_malformed_records"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return n, path.name
+
+
+def exclusion_metric_map(setting: str, mapping: dict[str, str] | None, *, lower: bool = False) -> dict[str, str]:
+    """A connector's `{name in the ticket system: metric}` map, metrics checked up front (a typo in
+    the settings is a configuration error, not one rejected row per ticket)."""
+    out = {}
+    for key, metric in (mapping or {}).items():
+        key, metric = str(key).strip(), str(metric).strip().lower()
+        if not key:
+            raise ValueError(f"{setting}: an empty name maps to {metric!r}")
+        if metric not in EXCLUSION_METRICS:
+            raise ValueError(f"{setting}: {key!r} maps to {metric!r}, expected one of {', '.join(EXCLUSION_METRICS)}")
+        out[key.lower() if lower else key] = metric
+    return out
 
 
 def count(con, table: str) -> int:

@@ -22,6 +22,12 @@ Mapping (stage):
   on_hold; anything else, e.g. `deleted`, is staged as is and rejected); priority changes -> severity.
 - comments mode has no status history: the current status (when not new) is one status event at
   the ticket's `updated_at`.
+- approved SLA exclusions (optional, `exclusion_tags` = {tag: first_response|resolution|both}):
+  a mapped tag the ticket carries now is an exclusion of that metric; its approval is the latest
+  audit that added the tag (approved_by = the audit's author by name, `system` for Zendesk's own
+  triggers; approved_at = the audit's created_at), reason = `exclusion_reason` with `{tag}` and
+  `{metric}` filled in. A tag without such an audit (comments mode, or set before the audits
+  kept) is staged without approver and so rejected. No map: no exclusions staged.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from connectors.sync import (
     as_text,
     count,
     epoch_instant,
+    exclusion_metric_map,
     iso_utc,
     latest,
     next_link,
@@ -53,6 +60,7 @@ from sla.db import sql_literal as _lit
 DEFAULT_PRIORITY_MAP = {"urgent": "1", "high": "2", "normal": "3", "low": "4"}
 DEFAULT_STATUS_MAP = {"new": "new", "open": "open", "pending": "pending", "hold": "on_hold",
                       "solved": "solved", "closed": "closed"}
+DEFAULT_EXCLUSION_REASON = "excluded in Zendesk (tag {tag})"
 
 
 
@@ -60,6 +68,12 @@ DEFAULT_STATUS_MAP = {"new": "new", "open": "open", "pending": "pending", "hold"
 def _case(raw: str, mapping: dict[str, str]) -> str:
     cases = " ".join(f"WHEN {raw} = {_lit(k)} THEN {_lit(v)}" for k, v in mapping.items())
     return f"CASE {cases} ELSE {raw} END" if cases else raw
+
+
+def _tag_list(value: str) -> str:
+    """Lower-cased tags of a JSON value: a list of tags (audits, tickets) or one space-separated text."""
+    return (f"list_transform(CASE WHEN json_type({value}) = 'ARRAY' THEN json_extract_string({value}, '$[*]') "
+            f"ELSE string_split(coalesce({value}->>'$', ''), ' ') END, lambda x: lower(trim(x)))")
 
 
 class ZendeskSource(ApiTicketSource):
@@ -70,6 +84,7 @@ class ZendeskSource(ApiTicketSource):
                  history: str = "audits", priority_map: dict[str, str] | None = None,
                  status_map: dict[str, str] | None = None, default_severity: str | None = None,
                  customer_key: str = "name", overlap_minutes: float = 10, page_size: int = 100,
+                 exclusion_tags: dict[str, str] | None = None, exclusion_reason: str | None = None,
                  name: str | None = None, client: HttpClient | None = None, **client_options):
         if export not in ("cursor", "time"):
             raise ValueError(f"export {export!r}: expected cursor or time")
@@ -88,9 +103,12 @@ class ZendeskSource(ApiTicketSource):
         self.status_map = {**DEFAULT_STATUS_MAP, **(status_map or {})}
         self.default_severity = default_severity
         self.customer_key = customer_key
+        self.exclusion_tags = exclusion_metric_map("exclusion_tags", exclusion_tags, lower=True)
+        self.exclusion_reason = exclusion_reason or DEFAULT_EXCLUSION_REASON
         self.overlap = dt.timedelta(minutes=overlap_minutes)
         self.page_size = page_size
-        self.labels = {"tickets": f"{self.name} tickets", "ticket_events": f"{self.name} events"}
+        self.labels = {"tickets": f"{self.name} tickets", "ticket_events": f"{self.name} events",
+                       "exclusions": f"{self.name} exclusions"}
         self._client = client
         self._auth = (email, token)
         self._client_options = client_options
@@ -202,7 +220,8 @@ class ZendeskSource(ApiTicketSource):
         src = _lit(self.name)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _zd_users AS
-            SELECT record_id AS id, payload->>'role' AS role, payload->>'organization_id' AS org_id
+            SELECT record_id AS id, payload->>'role' AS role, payload->>'organization_id' AS org_id,
+                   payload->>'name' AS name
             FROM src_records WHERE source = {src} AND kind = 'user'""")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _zd_orgs AS
@@ -299,9 +318,49 @@ class ZendeskSource(ApiTicketSource):
                                       try_cast(audit_id AS BIGINT), audit_id, i) AS line,
                    source_ref, CAST(raw AS VARCHAR) AS raw
             FROM ev""")
-        for t in ("_zd_users", "_zd_orgs", "_zd_tickets", "_zd_hist", "_zd_prio"):
+        if self.exclusion_tags:
+            self._stage_exclusions(con)
+        for t in ("_zd_users", "_zd_orgs", "_zd_tickets", "_zd_hist", "_zd_prio", "_zd_xmap"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
         contracts, label = stage_contracts(con, self.contracts_csv)
         self.labels = {**self.labels, "contracts": label}
-        return {"tickets": count(con, "stg_tickets"), "ticket_events": count(con, "stg_ticket_events"),
-                "contracts": contracts}
+        staged = {"tickets": count(con, "stg_tickets"), "ticket_events": count(con, "stg_ticket_events"),
+                  "contracts": contracts}
+        if self.exclusion_tags:
+            staged["exclusions"] = count(con, "stg_exclusions")
+        return staged
+
+    def _stage_exclusions(self, con) -> None:
+        """stg_exclusions from the mapped tags the tickets carry now, approved by the audit that added them."""
+        rows = ", ".join(
+            f"({_lit(tag)}, {_lit(metric)}, "
+            f"{_lit(self.exclusion_reason.replace('{tag}', tag).replace('{metric}', metric))})"
+            for tag, metric in self.exclusion_tags.items())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _zd_xmap AS SELECT * FROM (VALUES {rows}) m(tag, metric, reason)")
+        ev_value = "json_extract(h.raw, '$.event.value')"
+        ev_previous = "json_extract(h.raw, '$.event.previous_value')"
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE stg_exclusions AS
+            WITH cur AS (
+                SELECT t.ticket_id, t.payload->'tags' AS tags, m.tag, m.metric, m.reason
+                FROM _zd_tickets t JOIN _zd_xmap m ON list_contains({_tag_list("t.payload->'tags'")}, m.tag)
+            ), added AS (
+                SELECT h.ticket_id, h.ts, h.audit_id, h.i, h.author, h.raw, m.tag,
+                       row_number() OVER (PARTITION BY h.ticket_id, m.tag
+                                          ORDER BY h.ts DESC, try_cast(h.audit_id AS BIGINT) DESC, h.i DESC) AS n
+                FROM _zd_hist h JOIN _zd_xmap m ON list_contains({_tag_list(ev_value)}, m.tag)
+                     AND NOT list_contains({_tag_list(ev_previous)}, m.tag)
+                WHERE h.field = 'tags' AND h.type IN ('Create', 'Change')
+            )
+            SELECT c.ticket_id, c.metric, c.reason,
+                   CASE WHEN a.author = '-1' THEN 'system'
+                        WHEN a.author IS NOT NULL THEN coalesce(nullif(trim(u.name), ''), 'Zendesk user ' || a.author)
+                        ELSE '' END AS approved_by,
+                   coalesce(a.ts, '') AS approved_at,
+                   row_number() OVER (ORDER BY try_cast(c.ticket_id AS BIGINT), c.ticket_id, c.tag) AS line,
+                   'ticket/' || c.ticket_id || coalesce('/audit/' || a.audit_id || '/event/' || a.i,
+                                                        '/tags/' || c.tag) AS source_ref,
+                   CAST(coalesce(a.raw, json_object('ticket_id', c.ticket_id, 'tags', c.tags)) AS VARCHAR) AS raw
+            FROM cur c
+            LEFT JOIN added a ON a.ticket_id = c.ticket_id AND a.tag = c.tag AND a.n = 1
+            LEFT JOIN _zd_users u ON u.id = a.author""")

@@ -109,6 +109,8 @@ class ZendeskResource(ApiSourceResource):
     priority_map: dict[str, str] = {}
     status_map: dict[str, str] = {}
     default_severity: str | None = None
+    exclusion_tags: dict[str, str] = {}  # none: no exclusions staged
+    exclusion_reason: str | None = None
 
     def source(self) -> TicketSource:
         return ZendeskSource(
@@ -116,7 +118,8 @@ class ZendeskResource(ApiSourceResource):
             history=self.history, export=self.export, customer_key=self.customer_key,
             priority_map=self.priority_map or None, status_map=self.status_map or None,
             default_severity=self.default_severity, overlap_minutes=self.overlap_minutes,
-            page_size=max(self.page_size, 100))
+            page_size=max(self.page_size, 100), exclusion_tags=self.exclusion_tags or None,
+            exclusion_reason=self.exclusion_reason)
 
 
 class JiraResource(ApiSourceResource):
@@ -131,13 +134,18 @@ class JiraResource(ApiSourceResource):
     priority_map: dict[str, str] = {}
     status_map: dict[str, str] = {}
     jira_timezone: str = "UTC"
+    exclusion_field: str | None = None  # none: no exclusions staged
+    exclusion_map: dict[str, str] = {}
+    exclusion_reason_field: str | None = None
 
     def source(self) -> TicketSource:
         return JiraSource(
             self.url, email=self.email, token=self.token, contracts_csv=self.contracts_csv, jql=self.jql,
             organization_field=self.organization_field, customer_key=self.customer_key,
             priority_map=self.priority_map or None, status_map=self.status_map or None,
-            overlap_minutes=self.overlap_minutes, page_size=self.page_size, jira_timezone=self.jira_timezone)
+            overlap_minutes=self.overlap_minutes, page_size=self.page_size, jira_timezone=self.jira_timezone,
+            exclusion_field=self.exclusion_field, exclusion_map=self.exclusion_map or None,
+            exclusion_reason_field=self.exclusion_reason_field)
 
 
 class SmtpResource(dg.ConfigurableResource):
@@ -211,13 +219,15 @@ def ticket_source_resource(settings: Settings, *, as_env_var: bool = True) -> Ti
             url=zd.url, subdomain=zd.subdomain, email=zd.email,
             token=_secret(zd.token, "SLA_ZENDESK_TOKEN", as_env_var), history=zd.history,
             customer_key=zd.customer_key, priority_map=zd.severity_map, status_map=zd.status_map,
-            default_severity=zd.default_severity, **common)
+            default_severity=zd.default_severity, exclusion_tags=zd.exclusion_tags,
+            exclusion_reason=zd.exclusion_reason, **common)
     jira = settings.jira
     _need(settings, SLA_JIRA_URL=jira.url, SLA_JIRA_EMAIL=jira.email, SLA_JIRA_TOKEN=jira.token)
     return JiraResource(
         url=jira.url, email=jira.email, token=_secret(jira.token, "SLA_JIRA_TOKEN", as_env_var), jql=jira.jql,
         organization_field=jira.org_field, customer_key=jira.customer_key, priority_map=jira.severity_map,
-        status_map=jira.status_map, jira_timezone=jira.timezone, **common)
+        status_map=jira.status_map, jira_timezone=jira.timezone, exclusion_field=jira.exclusion_field,
+        exclusion_map=jira.exclusion_map, exclusion_reason_field=jira.exclusion_reason_field, **common)
 
 
 def configured_api_sources(settings: Settings) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sla.ingest import EXCLUSION_METRICS
 from sla.policy import DEFAULT_POLICY_PATH
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,15 @@ def _json_map(value) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ValueError('not a JSON object like {"urgent": "1"}')
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _exclusion_map(value) -> dict[str, str]:
+    """A JSON map {name in the ticket system: first_response | resolution | both}."""
+    mapping = _json_map(value)
+    for key, metric in mapping.items():
+        if metric.strip().lower() not in EXCLUSION_METRICS:
+            raise ValueError(f"{key!r} maps to {metric!r}, expected one of {', '.join(EXCLUSION_METRICS)}")
+    return mapping
 
 
 class UsageError(ValueError):
@@ -75,8 +85,11 @@ class ZendeskSettings(_Section):
     severity_map: dict[str, str] = {}
     status_map: dict[str, str] = {}
     default_severity: str | None = None
+    exclusion_tags: dict[str, str] = {}  # tag -> first_response / resolution / both
+    exclusion_reason: str | None = None  # reason text; {tag} and {metric} are filled in
 
     _maps = field_validator("severity_map", "status_map", mode="before")(_json_map)
+    _exclusions = field_validator("exclusion_tags", mode="before")(_exclusion_map)
 
 
 class JiraSettings(_Section):
@@ -89,8 +102,12 @@ class JiraSettings(_Section):
     severity_map: dict[str, str] = {}
     status_map: dict[str, str] = {}
     timezone: str = "UTC"
+    exclusion_field: str | None = None  # custom field naming the exclusion, e.g. customfield_10050
+    exclusion_map: dict[str, str] = {}  # its value -> first_response / resolution / both
+    exclusion_reason_field: str | None = None  # a text field with the reason (else the value's text)
 
     _maps = field_validator("severity_map", "status_map", mode="before")(_json_map)
+    _exclusions = field_validator("exclusion_map", mode="before")(_exclusion_map)
 
 
 class SmtpSettingsModel(_Section):

@@ -201,3 +201,103 @@ def test_jira_dagster_sync_asset_then_import(tmp_path, monkeypatch):
         assert dg.materialize([raw_import], resources=resources).success
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     assert con.execute("SELECT ticket_id FROM tickets ORDER BY 1").fetchall() == [("SUP-1",), ("SUP-3",)]
+
+
+# ---- approved SLA exclusions from a custom field (issue 17) -----------------------------------
+EXCLUSION_FIELD, REASON_FIELD = "customfield_10050", "customfield_10051"
+
+
+def jira_exclusion_route():
+    """The fixtures with an "SLA exclusion" select field: on SUP-1 set by a team lead through the
+    changelog (with a rich-text reason field), on SUP-3 already at creation (no changelog entry)."""
+    base = jira_route()
+
+    def route(path, query):
+        status, body = base(path, query)
+        body = json.loads(json.dumps(body))
+        for issue in body.get("issues", []) if isinstance(body, dict) else []:
+            if issue["key"] == "SUP-1":
+                issue["fields"][EXCLUSION_FIELD] = {"self": "https://x/option/10300", "value": "Customer delay",
+                                                    "id": "10300"}
+                issue["fields"][REASON_FIELD] = {"type": "doc", "version": 1, "content": [
+                    {"type": "paragraph", "content": [{"type": "text", "text": "Customer's site was down"}]}]}
+                log = issue["changelog"]
+                log["histories"].append({
+                    "id": "10199", "created": "2026-02-03T16:00:00.000+0100",
+                    "author": {"accountId": "5b10ac8d82e05b22cc7d4ef9", "displayName": "Bea Lead",
+                               "accountType": "atlassian"},
+                    "items": [{"field": "SLA exclusion", "fieldtype": "custom", "fieldId": EXCLUSION_FIELD,
+                               "from": None, "fromString": None, "to": "10300", "toString": "Customer delay"}]})
+                log["total"] = log["maxResults"] = len(log["histories"])
+            if issue["key"] == "SUP-3":
+                issue["fields"][EXCLUSION_FIELD] = {"value": "Resolution", "id": "10301"}
+        return status, body
+
+    return route
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_jira_exclusion_field(tmp_path, configured):
+    contracts = _contracts_file(tmp_path)
+    with open(contracts, "a") as f:
+        f.write("Globex Inc,Globex Inc,enterprise,2025-01-01,,am@example.test\n")
+    options = dict(exclusion_field=EXCLUSION_FIELD, exclusion_map={"customer delay": "resolution"}) if configured else {}
+    with FixtureServer(jira_exclusion_route(), expect_auth=AUTH) as server:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+
+        def source(**kw):
+            return JiraSource(server.url, email=EMAIL, token=TOKEN, contracts_csv=str(contracts), **options, **kw)
+
+        source().sync(con)
+        fields = [q for p, q in server.requests if p == "/rest/api/3/search/jql"][0]
+        assert (EXCLUSION_FIELD in fields) is configured
+        counts = import_source(con, source(), POLICY)
+    for c in counts:
+        assert c.rows_in == c.accepted + c.rejected, c
+    compute_metrics(con, POLICY, dt.datetime(2026, 2, 6, tzinfo=UTC))
+    sla = con.execute("SELECT first_response_met, resolution_met, first_response_excluded, resolution_excluded "
+                      "FROM incident_sla WHERE ticket_id = 'SUP-1'").fetchall()
+    if not configured:  # no field configured: nothing staged, nothing changes
+        assert [c.source for c in counts] == ["jira tickets", "jira events", "contracts.csv"]
+        assert sla == [(True, True, False, False)]
+        assert con.execute("SELECT count(*) FROM exclusions").fetchall() == [(0,)]
+        return
+    assert con.execute("SELECT * FROM exclusions").fetchall() == [
+        ("SUP-1", "resolution", "Customer delay", "Bea Lead", dt.datetime(2026, 2, 3, 15, 0, tzinfo=UTC), 1)]
+    assert sla == [(True, None, False, True)]  # still measured, out of the SLA
+    # SUP-3's value was set at creation: no changelog entry, so no approver -> rejected, naming the field
+    rejects = dict(con.execute("SELECT source, reason FROM rejects WHERE source LIKE 'jira exclusions:%'").fetchall())
+    assert rejects == {"jira exclusions:issue/SUP-3/field/customfield_10050":
+                       "approved_by is empty; approved_at is empty"}
+    # with a reason field: its text (a rich-text document) is the reason
+    import_source(con, source(exclusion_reason_field=REASON_FIELD), POLICY)
+    assert con.execute("SELECT reason FROM exclusions").fetchall() == [("Customer's site was down",)]
+
+
+def test_exclusion_settings_reach_the_connectors(tmp_path, monkeypatch):
+    from pipelines.resources import ticket_source_resource
+    from pipelines.settings import ConfigError, load_settings
+
+    env = {"SLA_JIRA_URL": "https://jira.example.test", "SLA_JIRA_EMAIL": EMAIL, "SLA_JIRA_TOKEN": TOKEN,
+           "SLA_ZENDESK_SUBDOMAIN": "acme", "SLA_ZENDESK_EMAIL": EMAIL, "SLA_ZENDESK_TOKEN": TOKEN,
+           "SLA_CONTRACTS_CSV": str(_contracts_file(tmp_path)),
+           "SLA_JIRA_EXCLUSION_FIELD": EXCLUSION_FIELD, "SLA_JIRA_EXCLUSION_MAP": '{"Customer delay": "resolution"}',
+           "SLA_JIRA_EXCLUSION_REASON_FIELD": REASON_FIELD,
+           "SLA_ZENDESK_EXCLUSION_TAGS": '{"sla_exclude": "both"}', "SLA_ZENDESK_EXCLUSION_REASON": "disputed ({tag})"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    jira = ticket_source_resource(load_settings(source="jira"), as_env_var=False).source()
+    assert (jira.exclusion_field, jira.exclusion_reason_field) == (EXCLUSION_FIELD, REASON_FIELD)
+    assert jira.exclusion_map["customer delay"] == "resolution" and jira.exclusion_map["both"] == "both"
+    zd = ticket_source_resource(load_settings(source="zendesk"), as_env_var=False).source()
+    assert (zd.exclusion_tags, zd.exclusion_reason) == ({"sla_exclude": "both"}, "disputed ({tag})")
+    # unset: no exclusions
+    for k in ("SLA_JIRA_EXCLUSION_FIELD", "SLA_ZENDESK_EXCLUSION_TAGS"):
+        monkeypatch.delenv(k)
+    assert ticket_source_resource(load_settings(source="jira"), as_env_var=False).source().exclusion_field is None
+    assert ticket_source_resource(load_settings(source="zendesk"), as_env_var=False).source().exclusion_tags == {}
+    # a metric that does not exist is a configuration error naming the variable
+    monkeypatch.setenv("SLA_ZENDESK_EXCLUSION_TAGS", '{"sla_exclude": "resolutoin"}')
+    with pytest.raises(ConfigError, match="SLA_ZENDESK_EXCLUSION_TAGS"):
+        load_settings(source="zendesk")

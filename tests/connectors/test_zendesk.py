@@ -244,3 +244,74 @@ def test_zendesk_cursor_export_with_audits(tmp_path):
     assert "status value 'deleted' is not one of new, open, pending, on_hold, solved, closed" in rej[0][1]
     # no duplicates of keys; one row per audit
     assert con.execute("SELECT count(*) FROM src_records WHERE kind = 'audit'").fetchall()[0][0] == 91
+
+
+# ---- approved SLA exclusions from ticket tags (issue 17) --------------------------------------
+ADMIN = 6130907993114
+EXCLUSION_AUDIT = {  # the admin adds the tag sla_exclude_response to ticket 1 (a Change of `tags`)
+    "id": 6130852599999, "ticket_id": 1, "created_at": "2023-09-20T08:00:00Z", "author_id": ADMIN,
+    "metadata": {"system": {}, "custom": {}}, "via": {"channel": "web"},
+    "events": [{"id": 6130852599998, "type": "Change", "field_name": "tags",
+                "value": ["sample", "sla_exclude_response", "support", "zendesk"],
+                "previous_value": ["sample", "support", "zendesk"]}],
+}
+
+
+def zenpy_exclusion_route():
+    """zenpy's recordings plus one audit adding a tag to ticket 1 (the ticket carries it now) and the
+    admin's name. Ticket 1's recorded tags (set when it was created) include `support`."""
+    base = zenpy_route()
+
+    def route(path, query):
+        status, body = base(path, query)
+        body = json.loads(json.dumps(body))
+        for t in body.get("tickets", []):
+            if t["id"] == 1:
+                t["tags"] = EXCLUSION_AUDIT["events"][0]["value"]
+        for u in body.get("users", []):
+            if u["id"] == ADMIN:
+                u["name"] = "Ada Admin"
+        if path.split("/api/v2/", 1)[-1].removesuffix(".json") == "tickets/1/audits":
+            body["audits"].append(EXCLUSION_AUDIT)
+        return status, body
+
+    return route
+
+
+@pytest.mark.parametrize("tags", [None, {"sla_exclude_response": "first_response", "support": "resolution"}])
+def test_zendesk_exclusion_tags(tmp_path, tags):
+    contracts = _contracts(tmp_path, [("Z3n Tests (09cace/1694303517)", "enterprise")])
+    with FixtureServer(zenpy_exclusion_route(), expect_auth=AUTH) as server:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        zenpy_source(server.url, contracts).sync(con)
+        counts = import_source(con, zenpy_source(server.url, contracts, exclusion_tags=tags), POLICY)
+    for c in counts:
+        assert c.rows_in == c.accepted + c.rejected, c
+    compute_metrics(con, POLICY, dt.datetime(2024, 6, 1, tzinfo=UTC))
+    sla = con.execute("SELECT first_response_met, resolution_met, first_response_excluded, resolution_excluded "
+                      "FROM incident_sla WHERE ticket_id = '1'").fetchall()
+    if tags is None:  # no tags mapped: nothing staged, nothing changes
+        assert "zendesk exclusions" not in [c.source for c in counts]
+        assert con.execute("SELECT count(*) FROM exclusions").fetchall() == [(0,)]
+        assert sla[0][2:] == (False, False) and sla[0][:2] != (None, None), sla
+        return
+    # each mapped tag the ticket carries, approved by the audit that added it
+    assert con.execute("SELECT ticket_id, metric, reason, approved_by, approved_at FROM exclusions "
+                       "ORDER BY metric").fetchall() == [
+        ("1", "first_response", "excluded in Zendesk (tag sla_exclude_response)", "Ada Admin",
+         dt.datetime(2023, 9, 20, 8, 0, tzinfo=UTC)),
+        ("1", "resolution", "excluded in Zendesk (tag support)", "Ada Admin",
+         dt.datetime(2023, 9, 9, 23, 52, 5, tzinfo=UTC)),
+    ]
+    assert sla == [(None, None, True, True)]  # still measured, out of the SLA
+    staged_refs = dict(con.execute("SELECT metric, source_ref FROM stg_exclusions").fetchall())
+    assert staged_refs["first_response"] == "ticket/1/audit/6130852599999/event/0"
+    # ticket 4043 carries a mapped tag too, but the ticket itself is rejected: so is its exclusion
+    counts = import_source(con, zenpy_source(server.url, contracts, exclusion_tags={"foo": "both"},
+                                             exclusion_reason="disputed ({tag})"), POLICY)
+    rejects = con.execute("SELECT source, reason FROM rejects WHERE source LIKE 'zendesk exclusions:%'").fetchall()
+    assert rejects == [("zendesk exclusions:ticket/4043/audit/6517443892634/event/5",
+                        "ticket_id '4043' is not an accepted ticket (unknown, or rejected in zendesk tickets)")]
+    assert json.loads(con.execute("SELECT raw FROM rejects WHERE source LIKE 'zendesk exclusions:%'").fetchall()[0][0])[
+        "event"]["value"] == ["foo", "new", "tag"]
