@@ -43,6 +43,7 @@ from sla.report_data.models import (
     IncidentRow,
     MetricSummary,
     PolicyText,
+    Restatement,
     SeverityChange,
     SeverityRow,
     Summary,
@@ -69,6 +70,7 @@ class _Contract:
     account_manager: str | None
     language: str
     account_manager_name: str | None = None
+    terms: str | None = None  # a customer term set of the policy (contracts.csv `terms`)
 
     def covers(self, day: dt.date) -> bool:
         return self.valid_from <= day <= (self.valid_to or FAR_FUTURE)
@@ -94,19 +96,29 @@ def policy_target(text: str | None, business_day_hours: float) -> Target | None:
                   seconds)  # fractional amounts are shown truncated; the seconds are exact
 
 
-def tier_targets(policy: Policy, tier: str | None) -> dict[int, tuple[Target | None, Target | None]]:
-    bdh = policy.calendar.business_day_hours
-    tp = policy.tiers.get(tier) if tier else None
+def tier_targets(policy: Policy, tier: str | None, *, on: dt.date | None = None,
+                 terms: str | None = None) -> dict[int, tuple[Target | None, Target | None]]:
+    """A tier's targets as the policy words them, in the version in force `on` that day and with
+    the contract's term set (sla-semantics.md section 6): what the incidents were measured against."""
+    version = policy.version_on(on) if on is not None else policy
+    bdh = version.calendar.business_day_hours
+    tp = version.tiers.get(tier) if tier else None
+    term_set = version.terms.get(terms) if terms else None
     out = {}
-    for sev in policy.severities:
+    for sev in version.severities:
         t = tp.targets.get(sev) if tp else None
-        out[sev] = ((policy_target(t.first_response, bdh), policy_target(t.resolution, bdh))
-                    if t else (None, None))
+        fr, res = (t.first_response, t.resolution) if t else (None, None)
+        override = term_set.targets.get(sev) if term_set else None
+        if override is not None:  # only what the term set writes overrides
+            fr = override.first_response if "first_response" in override.model_fields_set else fr
+            res = override.resolution if "resolution" in override.model_fields_set else res
+        out[sev] = (policy_target(fr, bdh), policy_target(res, bdh))
     return out
 
 
-def policy_text(policy: Policy, tier: str | None) -> PolicyText:
-    cal = policy.calendar
+def policy_text(policy: Policy, tier: str | None, *, on: dt.date | None = None,
+                terms: str | None = None) -> PolicyText:
+    cal = (policy.version_on(on) if on is not None else policy).calendar
     weekly = []
     for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
         hours = cal.weekly_hours.get(day)  # type: ignore[call-overload]
@@ -115,7 +127,7 @@ def policy_text(policy: Policy, tier: str | None) -> PolicyText:
             weekly.append((day, start.strftime("%H:%M"),
                            "24:00" if end == dt.time.max.replace(microsecond=0) else end.strftime("%H:%M")))
     bdh = cal.business_day_hours
-    targets = tier_targets(policy, tier)
+    targets = tier_targets(policy, tier, on=on, terms=terms)
     return PolicyText(
         timezone=cal.timezone,
         weekly_hours=tuple(weekly),
@@ -159,6 +171,7 @@ def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | No
     lp = [month, month, start_utc, end_utc]
     contract_cols = {r[0] for r in con.execute("DESCRIBE contracts").fetchall()}
     am_name = "c.account_manager_name" if "account_manager_name" in contract_cols else "NULL"
+    terms = "c.terms" if "terms" in contract_cols else "NULL"
     data: dict = {}
     data["as_of"] = con.execute("SELECT max(as_of) FROM run_params").fetchall()[0][0]
     data["data_start"] = con.execute("SELECT min(month) FROM incident_sla").fetchall()[0][0]
@@ -171,7 +184,7 @@ def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | No
             SELECT customer_id FROM incident_sla i WHERE {listed} {cf}
         )
         SELECT r.customer_id, c.customer_name, c.tier, c.valid_from, c.valid_to,
-               c.account_manager, c.language, {am_name} AS account_manager_name
+               c.account_manager, c.language, {am_name} AS account_manager_name, {terms} AS terms
         FROM reported r LEFT JOIN contracts c USING (customer_id)
         ORDER BY r.customer_id, c.valid_from""", [last, first, *cp, *lp, *cp])
     data["incidents"] = _rows(con, f"""
@@ -228,7 +241,7 @@ def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | No
     metric = """
         SELECT customer_id, {sev} AS severity, count(*) AS incidents,
                count(*) FILTER (WHERE {met}) AS met, count(*) FILTER (WHERE NOT {met}) AS breached,
-               count(*) FILTER (WHERE {met} IS NULL AND {tgt} IS NOT NULL) AS pending,
+               count(*) FILTER (WHERE {met} IS NULL AND {tgt} IS NOT NULL AND NOT coalesce({exc}, false)) AS pending,
                count(*) FILTER (WHERE {tgt} IS NULL) AS no_target,
                CAST(round(median({secs})) AS BIGINT) AS median,
                CASE WHEN count({secs}) >= {min_p90}
@@ -236,9 +249,11 @@ def _fetch(con, month: str, first: dt.date, last: dt.date, customer_id: str | No
         FROM incident_sla WHERE month = ? {cf} GROUP BY ALL"""
     data["fr_by_sev"] = _rows(con, metric.format(
         sev="first_response_severity", met="first_response_met", tgt="first_response_target_seconds",
+        exc="first_response_excluded",
         secs="first_response_business_seconds", cf=cf, min_p90=MIN_P90_VALUES), [month, *cp])
     data["res_by_sev"] = _rows(con, metric.format(
         sev="resolution_severity", met="resolution_met", tgt="resolution_target_seconds",
+        exc="resolution_excluded",
         secs="resolution_business_seconds", cf=cf, min_p90=MIN_P90_VALUES), [month, *cp])
     data["trend"] = _rows(con, f"""
         SELECT customer_id, month, count(*) AS incidents,
@@ -328,15 +343,50 @@ def _incident_row(r: dict, changes: list[dict]) -> IncidentRow:
         over_quota=r["over_quota"],
         month=r["month"],
         ambiguous_order=bool(r.get("ambiguous_order")),
+        first_response_excluded=bool(r.get("first_response_excluded")),
+        resolution_excluded=bool(r.get("resolution_excluded")),
+        exclusion_reason="; ".join(dict.fromkeys(x for x in (r.get("first_response_exclusion_reason"),
+                                                            r.get("resolution_exclusion_reason")) if x)) or None,
     )
 
 
 def _metric_summary(rows: list[dict], which: str) -> MetricSummary:
+    excluded = sum(bool(r.get(f"{which}_excluded")) for r in rows)  # approved exclusions: no rate
     met = sum(r[f"{which}_met"] is True for r in rows)
     breached = sum(r[f"{which}_met"] is False for r in rows)
-    no_target = sum(r[f"{which}_target_seconds"] is None for r in rows)
-    pending = len(rows) - met - breached - no_target
-    return MetricSummary(met, breached, pending, no_target, rate(met, breached))
+    no_target = sum(r[f"{which}_target_seconds"] is None and not r.get(f"{which}_excluded") for r in rows)
+    pending = len(rows) - met - breached - no_target - excluded
+    return MetricSummary(met, breached, pending, no_target, rate(met, breached), excluded)
+
+
+def _allowance(policy: Policy, tier: str, day: dt.date, rows: list[dict]) -> int:
+    """The tier's monthly allowance: from the incidents themselves (version and terms in force on
+    their creation date, incident_sla.quota), else the version in force on `day`."""
+    quotas = [r["quota"] for r in rows if r.get("tier") == tier and r.get("quota") is not None]
+    if quotas:
+        return max(quotas)
+    version = policy.version_on(day)
+    return version.tiers[tier].monthly_incident_quota if tier in version.tiers else 0
+
+
+def _terms_description(policy: Policy, terms: str | None, day: dt.date) -> str | None:
+    """The contract's own terms, in the words of the policy (None: the standard terms)."""
+    if not terms:
+        return None
+    term_set = policy.version_on(day).terms.get(terms)
+    return (term_set.description if term_set and term_set.description else terms)
+
+
+def _restatements(con, month: str, customer_id: str | None) -> dict[str, tuple[Restatement, ...]]:
+    """Changes to figures of earlier delivered reports (sla-semantics.md section 6), per customer."""
+    if not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'restatements'").fetchall()[0][0]:
+        return {}
+    cf, cp = _customer_filter(customer_id)
+    out: dict[str, list[Restatement]] = defaultdict(list)
+    for r in _rows(con, f"""SELECT customer_id, month, figure, was, now, why FROM restatements
+                           WHERE month < ? {cf} ORDER BY customer_id, month, figure""", [month, *cp]):
+        out[r["customer_id"]].append(Restatement(r["month"], r["figure"], int(r["was"] or 0), int(r["now"] or 0), r["why"]))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def build_customer_reports(con, policy: Policy, month: str,
@@ -352,6 +402,7 @@ def build_customer_reports(con, policy: Policy, month: str,
     start_utc = _local_midnight(first, tz)
     end_utc = _local_midnight(last + dt.timedelta(days=1), tz)
     data = _fetch(con, month, first, last, customer_id, start_utc, end_utc)
+    restated = _restatements(con, month, customer_id)
     if data["as_of"] is None:
         raise RuntimeError("the warehouse has no SLA figures yet (run `sla run` first)")
     cutoff = _utc(data["as_of"])
@@ -363,7 +414,7 @@ def build_customer_reports(con, policy: Policy, month: str,
         if r["tier"] is not None:
             contracts[r["customer_id"]].append(_Contract(
                 r["customer_id"], r["customer_name"], r["tier"], r["valid_from"], r["valid_to"],
-                r["account_manager"], r["language"] or "en", r["account_manager_name"]))
+                r["account_manager"], r["language"] or "en", r["account_manager_name"], r["terms"]))
     if customer_id is not None and customer_id not in contracts:
         raise NoSuchCustomer(f"customer {customer_id!r} has no contract and no incidents in {month}")
 
@@ -409,7 +460,7 @@ def build_customer_reports(con, policy: Policy, month: str,
 
         tp = policy.tiers.get(tier) if tier else None
         within = sum(r["over_quota"] is False for r in rows)
-        quota = tp.monthly_incident_quota if tp else 0
+        quota = _allowance(policy, tier, last, rows) if tp else 0
         # tiers in force in the month, in order (sla-semantics.md section 4: one allowance each)
         month_tiers: list[str] = []
         for c in sorted(cs, key=lambda c: c.valid_from):
@@ -421,7 +472,7 @@ def build_customer_reports(con, policy: Policy, month: str,
         allowances = tuple(
             Allowance(
                 tier=t,
-                quota=(policy.tiers[t].monthly_incident_quota if t in policy.tiers else 0),
+                quota=_allowance(policy, t, last, rows),
                 used=sum(r["tier"] == t and r["over_quota"] is False for r in rows),
                 over_quota=sum(r["tier"] == t and r["over_quota"] is True for r in rows),
             ) for t in month_tiers)
@@ -451,8 +502,10 @@ def build_customer_reports(con, policy: Policy, month: str,
             carried_resolved=len(carried_rows) - len(carried_open),
         )
 
-        targets = tier_targets(policy, tier)
-        all_targets = {t: tier_targets(policy, t) for t in month_tiers}
+        contract_terms = main.terms if in_month and main else None
+        targets = tier_targets(policy, tier, on=last, terms=contract_terms)
+        all_targets = {t: tier_targets(policy, t, on=last, terms=contract_terms if t == tier else None)
+                       for t in month_tiers}
         severities = []
         for sev in policy.severities:
             fr = by_sev.get(("fr", cid, sev), {})
@@ -513,7 +566,9 @@ def build_customer_reports(con, policy: Policy, month: str,
         reports.append(CustomerReport(
             customer=customer, month=month, cutoff=cutoff, summary=summary,
             severities=tuple(severities), trend=tuple(trend), incidents=incident_rows,
-            explanations=tuple(explanations), policy=policy_text(policy, tier),
+            explanations=tuple(explanations), policy=policy_text(policy, tier, on=last, terms=contract_terms),
+            terms_description=_terms_description(policy, contract_terms, last),
+            restatements=restated.get(cid, ()),
             timezone=policy.calendar.timezone,
             carried_over=carried_rows,
             breaches=tuple(breaches),

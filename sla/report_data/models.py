@@ -105,6 +105,7 @@ class MetricSummary:
     pending: int = 0
     no_target: int = 0
     rate: Decimal | None = None  # met / (met + breached)
+    excluded: int = 0  # approved exclusions: measured and shown, outside every rate
 
     @property
     def rated(self) -> int:
@@ -112,7 +113,7 @@ class MetricSummary:
 
     @property
     def total(self) -> int:
-        return self.met + self.breached + self.pending + self.no_target
+        return self.met + self.breached + self.pending + self.no_target + self.excluded
 
     @property
     def solid(self) -> bool:
@@ -222,6 +223,10 @@ class IncidentRow:
     over_quota: bool | None = None
     month: str | None = None  # creation month (YYYY-MM); earlier than the report's: carried over
     ambiguous_order: bool = False  # data_warnings: the order of its events was ambiguous
+    # approved exclusions (sla-semantics.md section 6): the metric is measured, never rated
+    first_response_excluded: bool = False
+    resolution_excluded: bool = False
+    exclusion_reason: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("created_at", "first_response_at", "resolved_at"):
@@ -234,11 +239,11 @@ class IncidentRow:
     @property
     def needs_explanation(self) -> bool:
         """Breached, or pending (target set, not met yet) on either metric."""
-        for met, target in (
-            (self.first_response_met, self.first_response_target_seconds),
-            (self.resolution_met, self.resolution_target_seconds),
+        for met, target, excluded in (
+            (self.first_response_met, self.first_response_target_seconds, self.first_response_excluded),
+            (self.resolution_met, self.resolution_target_seconds, self.resolution_excluded),
         ):
-            if met is False or (met is None and target is not None):
+            if not excluded and (met is False or (met is None and target is not None)):
                 return True
         return False
 
@@ -291,6 +296,17 @@ class PolicyText:
 
 
 @dataclass(frozen=True)
+class Restatement:
+    """A figure of an earlier, delivered report that a later run changed (was -> now)."""
+
+    month: str
+    figure: str  # e.g. first_response_breached (sla.restatements.FIGURES)
+    was: int
+    now: int
+    why: str | None = None
+
+
+@dataclass(frozen=True)
 class CustomerReport:
     customer: Customer
     month: str  # YYYY-MM
@@ -309,6 +325,8 @@ class CustomerReport:
     has_resolution_targets: bool = True  # False: the plan(s) of the month have none
     # targets of every tier in force in the month, in order: ((tier, ((sev, fr, res), ...)), ...)
     tiers_targets: tuple[tuple[str, tuple[tuple[int, Target | None, Target | None], ...]], ...] = ()
+    terms_description: str | None = None  # the contract's own terms (None: the standard terms)
+    restatements: tuple[Restatement, ...] = ()  # changes to figures of earlier delivered reports
 
     def __post_init__(self) -> None:
         _require_aware(self.cutoff, "CustomerReport.cutoff")
