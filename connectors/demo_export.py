@@ -840,7 +840,7 @@ def write_demo_export(
             fc.write(_csv_line(row).encode())
             # a term set the policy does not define (demo reject)
             row = [f"C{customers + 2:0{width}d}", "Unknown Terms AG", "enterprise", vf.isoformat(), "", ACCOUNT_MANAGERS[0],
-                   "platinum"]
+                   "platinum", ACCOUNT_MANAGER_NAMES[0]]
             fc.write(_csv_line(row).encode())
             counts_out["contracts.csv"] += 2
 
