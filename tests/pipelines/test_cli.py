@@ -81,3 +81,25 @@ def test_demo_runs_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "export" / "tickets.csv").exists()
     assert "incidents in warehouse:" in r.stdout and "rejected input rows:" in r.stdout
+
+
+def test_month_to_date_works_and_a_month_after_the_cut_off_is_refused(tmp_path):
+    """Issue 13, item 4: nothing depends on the machine's clock but the default cut-off. The
+    cut-off's own month is reported "month to date"; a later month is one line, exit 2, and
+    nothing is written."""
+    export = write_export(tmp_path / "export",
+                          [("T1", "C1", "today", 2, "2026-12-01T09:30:00+01:00", "web")],
+                          [("T1", "2026-12-01T10:00:00+01:00", "reply", "agent", "")],
+                          [("C1", "Acme", "gold", "2025-01-01", "", "am@vendor.example")])
+    db, out = tmp_path / "wh.duckdb", tmp_path / "out"
+    r = sla("run", "--export-dir", str(export), "--db", str(db), "--out", str(out),
+            "--as-of", "2026-12-01T12:00:00+01:00", "--month", "2026-12")
+    assert r.returncode == 0, r.stderr
+    assert "reporting month 2026-12" in r.stdout and "Traceback" not in r.stderr
+    assert len(list((out / "2026-12" / "customers").glob("*.pdf"))) == 1
+    later_db, later_out = tmp_path / "later.duckdb", tmp_path / "later"
+    r = sla("run", "--export-dir", str(export), "--db", str(later_db), "--out", str(later_out),
+            "--as-of", "2026-12-01T12:00:00+01:00", "--month", "2027-01")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "after the cut-off's month 2026-12" in r.stderr
+    assert not later_db.exists() and not later_out.exists()
