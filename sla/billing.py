@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sla.db import read_sql, scalar
+from sla.db import bind_variables, read_sql, scalar
 from sla.policy import Policy, versioned_tier_rows
 
 GOLD_TIER = "gold"
@@ -60,5 +60,6 @@ def compute_gold_reconciliation(con, policy: Policy, as_of: dt.datetime) -> int:
     con.execute("CREATE OR REPLACE TEMP TABLE gold_fee (valid_from DATE, valid_to DATE, terms VARCHAR, fee_cents BIGINT)")
     con.executemany("INSERT INTO gold_fee VALUES (?, ?, ?, ?)", gold_fee_rows(policy))
     con.execute("ALTER TABLE contracts ADD COLUMN IF NOT EXISTS terms VARCHAR")
-    con.execute(read_sql("gold_reconciliation.sql").format(tz=policy.calendar.timezone))
+    bind_variables(con, tz=policy.calendar.timezone)
+    con.execute(read_sql("gold_reconciliation.sql"))
     return scalar(con, "SELECT count(*) FROM gold_reconciliation")

@@ -23,3 +23,12 @@ def sql_literal(value) -> str:
 def sql_list(values) -> str:
     """`('a', 'b')` for an IN list."""
     return "(" + ", ".join(sql_literal(v) for v in values) + ")"
+
+
+def bind_variables(con, **values) -> None:
+    """Parameters of the SQL files, as DuckDB variables (`getvariable('tz')`): bound, never
+    formatted into the text, and folded into the plan as constants."""
+    for name, value in values.items():
+        if not name.isidentifier():
+            raise ValueError(f"not a variable name: {name!r}")
+        con.execute(f"SET VARIABLE {name} = ?", [value])

@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sla.calendar import BusinessCalendar, ClockBuckets, build_versioned_business_days, write_business_calendar
-from sla.db import read_sql, scalar
-from sla.db import sql_list as _list
+from sla.db import bind_variables, read_sql, scalar
 from sla.policy import Policy, versioned_target_rows, versioned_tier_rows
 from sla.restatements import ensure_tables as ensure_restatement_tables
 
@@ -77,14 +76,10 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
     # whole seconds, like every imported timestamp (epoch()::BIGINT would otherwise round)
     con.execute("CREATE OR REPLACE TABLE run_params AS SELECT date_trunc('second', CAST(? AS TIMESTAMPTZ)) AS as_of",
                 [as_of.isoformat()])
-    sql = read_sql("incident_sla.sql").format(
-        tz=policy.calendar.timezone,
-        initial_status=policy.statuses.initial,
-        resolved=_list(policy.statuses.resolved),
-        pause=_list(policy.statuses.pause) if policy.statuses.pause else "('\x00')",
-        **ClockBuckets.of(calendar).sql_params(),
-    )
-    con.execute(sql)
+    bind_variables(con, tz=policy.calendar.timezone, initial_status=policy.statuses.initial,
+                   resolved=list(policy.statuses.resolved), pause=list(policy.statuses.pause),
+                   **ClockBuckets.of(calendar).sql_params())
+    con.execute(read_sql("incident_sla.sql"))
     compute_monthly(con)
     ensure_restatement_tables(con)  # delivered figures vs these: the `restatements` view
     return scalar(con, "SELECT count(*) FROM incident_sla")

@@ -51,7 +51,7 @@ CREATE OR REPLACE TEMP MACRO _natural_key(s) AS
             n := ltrim(regexp_extract(c, '[0-9]*$'), '0')));
 
 CREATE OR REPLACE TEMP TABLE _params AS
-SELECT CAST(timezone('{tz}', p.as_of) AS DATE) AS cutoff_day
+SELECT CAST(timezone(getvariable('tz'), p.as_of) AS DATE) AS cutoff_day
 FROM run_params p;
 
 -- The invoices that exist as of the cut-off (issued on or before its local date), with their

@@ -1,13 +1,16 @@
 -- Per-incident SLA metrics (sla-semantics.md section 3), set-based over the business calendar.
 -- Inputs: tickets, ticket_events, contracts (with `terms`), exclusions, business_calendar,
 -- sla_targets_versioned, sla_tiers_versioned, run_params.
--- Placeholders in curly braces are filled from the validated policy by sla/metrics.py.
+-- Parameters are bound as DuckDB variables (SET VARIABLE; sla/metrics.py sets them from the policy
+-- and the calendar), so this file runs as it stands in any DuckDB session that has them:
+--   tz (the business timezone), initial_status, resolved and pause (lists of statuses),
+--   clock_base, clock_bucket, clock_max, due_bucket (see sla/calendar.py ClockBuckets).
 
 -- Incidents as of the cut-off, with the local month and date of creation.
 CREATE OR REPLACE TEMP TABLE _incidents AS
 SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
-       CAST(timezone('{tz}', t.created_at) AS DATE) AS local_date,
-       strftime(timezone('{tz}', t.created_at), '%Y-%m') AS month
+       CAST(timezone(getvariable('tz'), t.created_at) AS DATE) AS local_date,
+       strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
 FROM tickets t, run_params p
 WHERE t.created_at <= p.as_of;
 
@@ -41,13 +44,13 @@ WITH conflicts AS (
     HAVING count(*) > 1
 ), shown AS (
     SELECT *, list_transform(vals, lambda v: chr(39) || v || chr(39)) AS quoted,
-           CAST(epoch(timezone('{tz}', occurred_at)) - epoch(occurred_at) AS BIGINT) AS offset_s
+           CAST(epoch(timezone(getvariable('tz'), occurred_at)) - epoch(occurred_at) AS BIGINT) AS offset_s
     FROM conflicts
 )
 SELECT ticket_id,
        kind || ' changes '
        || array_to_string(quoted[1:len(quoted) - 1], ', ') || ' and ' || quoted[len(quoted)]
-       || ' at ' || strftime(timezone('{tz}', occurred_at), '%Y-%m-%d %H:%M:%S')
+       || ' at ' || strftime(timezone(getvariable('tz'), occurred_at), '%Y-%m-%d %H:%M:%S')
        || CASE WHEN offset_s < 0 THEN '-' ELSE '+' END
        || lpad(CAST(abs(offset_s) // 3600 AS VARCHAR), 2, '0')
        || CASE WHEN abs(offset_s) % 3600 <> 0
@@ -61,34 +64,34 @@ ORDER BY ticket_id, occurred_at, kind;
 -- Status changes with the status they leave.
 CREATE OR REPLACE TEMP TABLE _status AS
 SELECT ticket_id, occurred_at, seq, value AS status,
-       lag(value, 1, '{initial_status}') OVER (PARTITION BY ticket_id ORDER BY seq) AS previous_status
+       lag(value, 1, getvariable('initial_status')) OVER (PARTITION BY ticket_id ORDER BY seq) AS previous_status
 FROM _events WHERE kind = 'status';
 
 -- Per incident: first agent reply, first resolved status, latest status, resolution instant.
 CREATE OR REPLACE TEMP TABLE _milestones AS
 SELECT i.ticket_id,
        min(e.occurred_at) FILTER (WHERE e.kind = 'reply' AND e.actor = 'agent') AS first_agent_reply_at,
-       min(e.occurred_at) FILTER (WHERE e.kind = 'status' AND e.value IN {resolved}) AS first_resolved_at,
-       coalesce(arg_max(e.value, e.seq) FILTER (WHERE e.kind = 'status'), '{initial_status}') AS current_status
+       min(e.occurred_at) FILTER (WHERE e.kind = 'status' AND list_contains(getvariable('resolved'), e.value)) AS first_resolved_at,
+       coalesce(arg_max(e.value, e.seq) FILTER (WHERE e.kind = 'status'), getvariable('initial_status')) AS current_status
 FROM _incidents i LEFT JOIN _events e USING (ticket_id)
 GROUP BY i.ticket_id;
 
 CREATE OR REPLACE TEMP TABLE _resolution AS
 SELECT ticket_id, max(occurred_at) AS resolved_at
 FROM _status
-WHERE status IN {resolved} AND previous_status NOT IN {resolved}
+WHERE list_contains(getvariable('resolved'), status) AND NOT list_contains(getvariable('resolved'), previous_status)
 GROUP BY ticket_id;
 
 CREATE OR REPLACE TEMP TABLE _stops AS
 SELECT i.*, m.current_status,
        least(m.first_agent_reply_at, m.first_resolved_at) AS first_response_at,
-       CASE WHEN m.current_status IN {resolved} THEN r.resolved_at END AS resolved_at
+       CASE WHEN list_contains(getvariable('resolved'), m.current_status) THEN r.resolved_at END AS resolved_at
 FROM _incidents i JOIN _milestones m USING (ticket_id) LEFT JOIN _resolution r USING (ticket_id);
 
 -- Clock segments: from creation through every status change to the resolution (or cut-off).
 CREATE OR REPLACE TEMP TABLE _segments AS
 WITH boundaries AS (
-    SELECT ticket_id, created_at AS seg_start, 0 AS seq, '{initial_status}' AS status FROM _stops
+    SELECT ticket_id, created_at AS seg_start, 0 AS seq, getvariable('initial_status') AS status FROM _stops
     UNION ALL
     SELECT ticket_id, occurred_at, seq, status FROM _status
 ), ordered AS (
@@ -97,8 +100,8 @@ WITH boundaries AS (
     FROM boundaries b
 )
 SELECT o.ticket_id, o.seq, o.status,
-       CASE WHEN o.status IN {resolved} THEN 'stopped'
-            WHEN o.status IN {pause} THEN 'paused'
+       CASE WHEN list_contains(getvariable('resolved'), o.status) THEN 'stopped'
+            WHEN list_contains(getvariable('pause'), o.status) THEN 'paused'
             ELSE 'running' END AS state,
        o.seg_start AS start_at,
        least(coalesce(o.next_start, s.resolved_at, p.as_of), coalesce(s.resolved_at, p.as_of)) AS end_at
@@ -114,8 +117,8 @@ SELECT s.ticket_id, s.seq, s.status, s.state, s.start_at, s.end_at,
        greatest((ke.cum_before + least(greatest(s.e1 - ke.open_epoch, 0), ke.business_seconds))
               - (ks.cum_before + least(greatest(s.e0 - ks.open_epoch, 0), ks.business_seconds)), 0) AS business_seconds
 FROM (SELECT *, epoch(start_at)::BIGINT AS e0, epoch(end_at)::BIGINT AS e1 FROM _segments) s
-JOIN business_clock_buckets ks ON ks.k = least(greatest(s.e0 - {clock_base}, 0) // {clock_bucket}, {clock_max})
-JOIN business_clock_buckets ke ON ke.k = least(greatest(s.e1 - {clock_base}, 0) // {clock_bucket}, {clock_max})
+JOIN business_clock_buckets ks ON ks.k = least(greatest(s.e0 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
+JOIN business_clock_buckets ke ON ke.k = least(greatest(s.e1 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
 ORDER BY s.ticket_id, s.seq;
 
 CREATE OR REPLACE TEMP TABLE _durations AS
@@ -165,13 +168,13 @@ SELECT t.* EXCLUDE (fr_e), fs.severity AS first_response_severity, rs.severity A
 FROM (SELECT t.*, epoch(t.first_response_at)::BIGINT AS fr_e,
              cf.cum_before + least(greatest(epoch(t.created_at)::BIGINT - cf.open_epoch, 0), cf.business_seconds)
                  AS created_clock
-      FROM _tiered t JOIN business_clock_buckets cf ON cf.k = least(greatest(epoch(t.created_at)::BIGINT - {clock_base}, 0) // {clock_bucket}, {clock_max})) t
+      FROM _tiered t JOIN business_clock_buckets cf ON cf.k = least(greatest(epoch(t.created_at)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) t
 JOIN _fr_severity fs USING (ticket_id)
 JOIN _res_severity rs USING (ticket_id)
 JOIN _durations d USING (ticket_id)
-LEFT JOIN business_clock_buckets cr ON cr.k = least(greatest(t.fr_e - {clock_base}, 0) // {clock_bucket}, {clock_max})
+LEFT JOIN business_clock_buckets cr ON cr.k = least(greatest(t.fr_e - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
 CROSS JOIN (SELECT c.cum_before + least(greatest(epoch(p.as_of)::BIGINT - c.open_epoch, 0), c.business_seconds) AS clock
-            FROM run_params p JOIN business_clock_buckets c ON c.k = least(greatest(epoch(p.as_of)::BIGINT - {clock_base}, 0) // {clock_bucket}, {clock_max})) ca
+            FROM run_params p JOIN business_clock_buckets c ON c.k = least(greatest(epoch(p.as_of)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) ca
 -- Targets and quota (sla-semantics.md section 6): the policy version in force on the local date of
 -- creation, under the contract's term set (NULL = the tier's standard terms).
 LEFT JOIN sla_targets_versioned ft ON ft.tier = t.tier AND ft.severity = fs.severity
@@ -198,7 +201,7 @@ FROM (
 ORDER BY ticket_id, metric;
 
 -- Due instant: inverse lookup, the day whose cumulative business time first reaches the goal
--- (cum_before < goal <= cum_end): row (goal - 1) // {due_bucket} of business_due_buckets.
+-- (cum_before < goal <= cum_end): row (goal - 1) // getvariable('due_bucket') of business_due_buckets.
 CREATE OR REPLACE TEMP TABLE _fr_due AS
 SELECT m.ticket_id,
        CASE WHEN m.first_response_target_seconds = 0 THEN m.created_at
@@ -206,7 +209,7 @@ SELECT m.ticket_id,
 FROM (SELECT ticket_id, created_at, created_clock, first_response_target_seconds,
              created_clock + first_response_target_seconds AS goal
       FROM _measured WHERE first_response_target_seconds IS NOT NULL) m
-LEFT JOIN business_due_buckets c ON c.q = (m.goal - 1) // {due_bucket};
+LEFT JOIN business_due_buckets c ON c.q = (m.goal - 1) // getvariable('due_bucket');
 
 CREATE OR REPLACE TABLE incident_sla AS
 SELECT m.ticket_id,
