@@ -12,6 +12,8 @@ import csv
 import datetime as dt
 import io
 import os
+import re
+import zipfile
 from decimal import Decimal
 from typing import Literal
 
@@ -133,5 +135,25 @@ def write_reconciliation_xlsx(rows, path: str | os.PathLike, open_items=(), *,
         wb.properties.created = wb.properties.modified = stamp
     buffer = io.BytesIO()
     wb.save(buffer)
-    write_bytes_atomic(buffer.getvalue(), path)
+    write_bytes_atomic(_reproducible_xlsx(buffer.getvalue(), created), path)
     return len(rows)
+
+
+def _reproducible_xlsx(data: bytes, created: dt.datetime | None) -> bytes:
+    """The same workbook with the same bytes on every run: openpyxl stamps each zip entry and the
+    `modified` property with the time of saving; both become the report's cut-off (`created`)."""
+    when = (created or dt.datetime(1980, 1, 1, tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+    stamp = max(when.replace(tzinfo=None), dt.datetime(1980, 1, 1))  # zip dates start in 1980
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            content = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                content = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
+                                 rb"\g<1>" + stamp.strftime("%Y-%m-%dT%H:%M:%SZ").encode() + rb"\g<2>", content)
+            entry = zipfile.ZipInfo(info.filename, date_time=stamp.timetuple()[:6])
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = info.external_attr
+            dst.writestr(entry, content)
+    return out.getvalue()
