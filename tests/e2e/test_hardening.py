@@ -86,7 +86,7 @@ def big_export(tmp_path_factory):
     folder = tmp_path_factory.mktemp("big")
     import datetime as dt
 
-    write_demo_export(folder, customers=30, months=3, seed=11, incidents=6_000,
+    write_demo_export(folder, customers=30, months=3, seed=11, incidents=2_500,
                       as_of=dt.datetime.fromisoformat(AS_OF))
     return folder
 
