@@ -3,7 +3,8 @@
     pytest -m "not slow and not service"     the fast loop
     pytest                                   everything (the README's test command, .ci/run)
 
-`slow`: PDF batches, demo and end-to-end runs, fuzzing, kill -9 runs, real data, browsers.
+`slow`: PDF batches, demo and end-to-end runs, fuzzing, kill -9 runs, real data, browsers, and the
+property tests against the independent references.
 `service`: needs a server that .ci/run starts (Request Tracker, PostgreSQL).
 """
 
@@ -23,6 +24,12 @@ SLOW = (
     "tests/reports/test_billing_report.py",
     "tests/pipelines/test_dagster.py",
     "tests/pipelines/test_cli.py",
+    # property tests against the independent references (hundreds of generated histories each)
+    "tests/sla/test_event_order.py::test_shuffled_rows_give_identical_tables",
+    "tests/sla/test_incident_sla.py::test_matches_reference",
+    "tests/sla/test_billing.py::test_matches_reference",
+    "tests/sla/test_contract_terms.py::test_incident_sla_matches_reference",
+    "tests/sla/test_contract_terms.py::test_billing_matches_reference",
 )
 SERVICE = (
     "tests/connectors/test_request_tracker.py",
@@ -32,8 +39,7 @@ SERVICE = (
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        if path.startswith(SERVICE):
+        if item.nodeid.startswith(SERVICE):
             item.add_marker(pytest.mark.service)
-        elif path.startswith(SLOW):
+        elif item.nodeid.startswith(SLOW):
             item.add_marker(pytest.mark.slow)
