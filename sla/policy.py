@@ -189,14 +189,18 @@ class SeverityTargets(_Strict):
         return str(v).strip()
 
 
-def target_seconds(text: str | None, business_day_seconds: int) -> int | None:
-    if text is None:
-        return None
+def parse_target(text: str, business_day_seconds: int) -> tuple[Decimal, str, int]:
+    """'7 business days' -> (7, 'days', 7 x the business day): the amount and unit as written and
+    the business seconds they stand for. The one reader of target wording."""
     m = _TARGET_RE.match(text)
-    assert m, text
-    amount, unit = Decimal(m.group(1)), m.group(2)
-    per_unit = 3600 if unit.startswith("hour") else business_day_seconds
-    return int(amount * per_unit)
+    if not m:
+        raise ValueError(f"unreadable target {text!r}")
+    amount, unit = Decimal(m.group(1)), "hours" if m.group(2).startswith("hour") else "days"
+    return amount, unit, int(amount * (3600 if unit == "hours" else business_day_seconds))
+
+
+def target_seconds(text: str | None, business_day_seconds: int) -> int | None:
+    return None if text is None else parse_target(text, business_day_seconds)[2]
 
 
 class TierPolicy(_Strict):
@@ -306,12 +310,12 @@ class Policy(_Strict):
             out.append((start, end, v))
         return out
 
-    def tier_figures(self, tier: str, terms: str | None = None) -> tuple[int, Decimal, dict[int, tuple[int | None, int | None]]]:
-        """(quota, monthly price, {severity: (first response s, resolution s)}) of a tier under a term set."""
+    def tier_target_texts(self, tier: str, terms: str | None = None) -> dict[int, tuple[str | None, str | None]]:
+        """{severity: (first response, resolution)} as the policy words them, for a tier under a term
+        set: only what the set writes overrides (`null` removes a target)."""
         tp = self.tiers[tier]
         ts = self.terms.get(terms) if terms else None
-        bds = self.calendar.business_day_seconds
-        targets = {}
+        texts = {}
         for sev, t in sorted(tp.targets.items()):
             fr, res = t.first_response, t.resolution
             over = ts.targets.get(sev) if ts else None
@@ -320,7 +324,16 @@ class Policy(_Strict):
                     fr = over.first_response
                 if "resolution" in over.model_fields_set:
                     res = over.resolution
-            targets[sev] = (target_seconds(fr, bds), target_seconds(res, bds))
+            texts[sev] = (fr, res)
+        return texts
+
+    def tier_figures(self, tier: str, terms: str | None = None) -> tuple[int, Decimal, dict[int, tuple[int | None, int | None]]]:
+        """(quota, monthly price, {severity: (first response s, resolution s)}) of a tier under a term set."""
+        tp = self.tiers[tier]
+        ts = self.terms.get(terms) if terms else None
+        bds = self.calendar.business_day_seconds
+        targets = {sev: (target_seconds(fr, bds), target_seconds(res, bds))
+                   for sev, (fr, res) in self.tier_target_texts(tier, terms).items()}
         quota = ts.monthly_incident_quota if ts and ts.monthly_incident_quota is not None else tp.monthly_incident_quota
         price = ts.monthly_price if ts and ts.monthly_price is not None else tp.monthly_price
         return quota, price, targets

@@ -24,14 +24,12 @@ Choices (also in the README):
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from dataclasses import dataclass
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sla.months import month_bounds, rate, shift_month
-from sla.policy import Policy, parse_hours
+from sla.policy import Policy, parse_hours, parse_target
 from sla.report_data.models import (
     MIN_P90_VALUES,
     Allowance,
@@ -52,7 +50,6 @@ from sla.report_data.models import (
     TrendPoint,
 )
 
-_TARGET_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s+business\s+(hours?|days?)\s*$")
 FAR_FUTURE = dt.date(9999, 12, 31)
 
 
@@ -81,19 +78,11 @@ def policy_target(text: str | None, business_day_hours: float) -> Target | None:
     """'7 business days' -> Target(7, 'business_days', 201600), as the policy states it."""
     if text is None:
         return None
-    m = _TARGET_RE.match(text)
-    if not m:
-        raise ValueError(f"unreadable target {text!r}")
-    amount, unit = Decimal(m.group(1)), m.group(2)
-    day_seconds = int(round(business_day_hours * 3600))
-    seconds = int(amount * (3600 if unit.startswith("hour") else day_seconds))
-    if amount == amount.to_integral_value():
-        return Target(int(amount), "business_hours" if unit.startswith("hour") else "business_days",
-                      seconds)
-    if seconds % 3600 == 0:  # e.g. 1.5 business days of 8 h = 12 business hours
+    amount, unit, seconds = parse_target(text, int(round(business_day_hours * 3600)))
+    if amount != amount.to_integral_value() and seconds % 3600 == 0:  # 1.5 days of 8 h = 12 hours
         return Target(seconds // 3600, "business_hours", seconds)
-    return Target(int(amount), "business_hours" if unit.startswith("hour") else "business_days",
-                  seconds)  # fractional amounts are shown truncated; the seconds are exact
+    # fractional amounts are shown truncated; the seconds are exact
+    return Target(int(amount), "business_hours" if unit == "hours" else "business_days", seconds)
 
 
 def tier_targets(policy: Policy, tier: str | None, *, on: dt.date | None = None,
@@ -102,18 +91,9 @@ def tier_targets(policy: Policy, tier: str | None, *, on: dt.date | None = None,
     the contract's term set (sla-semantics.md section 6): what the incidents were measured against."""
     version = policy.version_on(on) if on is not None else policy
     bdh = version.calendar.business_day_hours
-    tp = version.tiers.get(tier) if tier else None
-    term_set = version.terms.get(terms) if terms else None
-    out = {}
-    for sev in version.severities:
-        t = tp.targets.get(sev) if tp else None
-        fr, res = (t.first_response, t.resolution) if t else (None, None)
-        override = term_set.targets.get(sev) if term_set else None
-        if override is not None:  # only what the term set writes overrides
-            fr = override.first_response if "first_response" in override.model_fields_set else fr
-            res = override.resolution if "resolution" in override.model_fields_set else res
-        out[sev] = (policy_target(fr, bdh), policy_target(res, bdh))
-    return out
+    texts = version.tier_target_texts(tier, terms) if tier in version.tiers else {}
+    return {sev: tuple(policy_target(x, bdh) for x in texts.get(sev, (None, None)))  # type: ignore[misc]
+            for sev in version.severities}
 
 
 def policy_text(policy: Policy, tier: str | None, *, on: dt.date | None = None,
