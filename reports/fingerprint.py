@@ -30,7 +30,7 @@ import json
 import math
 import os
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from functools import lru_cache
 from importlib import metadata
@@ -45,7 +45,7 @@ TEMPLATES_DIR = REPORTS_DIR / "templates"
 CODE_FILES = (*sorted(REPORTS_DIR.glob("*.py")), ROOT / "sla" / "report_data" / "models.py", ROOT / "sla" / "months.py")
 #: renderer packages whose version can change the bytes of a PDF or of the dashboard
 PACKAGES = ("weasyprint", "pydyf", "fonttools", "tinycss2", "cssselect2", "tinyhtml5", "pyphen", "pillow",
-            "jinja2", "markupsafe", "plotly", "kaleido", "choreographer", "pandas", "numpy")
+            "jinja2", "markupsafe", "plotly", "kaleido", "choreographer", "pandas", "numpy", "openpyxl")
 MANIFEST_DIR = ".fingerprints"
 #: bumped when the canonical form or the manifest layout changes (every output is then re-rendered)
 SCHEMA = 1
@@ -270,12 +270,16 @@ def record(outputs: Iterable[str | os.PathLike], fp: Fingerprint, *, contents: M
                               manifest_path(outputs[0]))
 
 
-def forget(output: str | os.PathLike) -> None:
-    """Remove the manifest of an output (before it is replaced, or when it is deleted)."""
-    try:
-        manifest_path(output).unlink()
-    except FileNotFoundError:
-        pass
+def refresh(outputs: Iterable[str | os.PathLike], fp: Fingerprint, write: Callable[[], object], *,
+            force: bool = False) -> bool:
+    """Call `write()` (which writes `outputs`) unless they are current, then record their manifest.
+    Returns True when it rendered, False when the outputs on disk were kept."""
+    outputs = [Path(p) for p in outputs]
+    if not force and is_current(outputs, fp):
+        return False
+    write()
+    record(outputs, fp)
+    return True
 
 
 def prune_manifests(folder: str | os.PathLike, keep: Iterable[str]) -> list[Path]:
