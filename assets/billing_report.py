@@ -37,7 +37,8 @@ def gold_billing_report(context: dg.AssetExecutionContext, warehouse: WarehouseR
         write_billing_pdf(vm, pdf_path)
 
     fp = fingerprint.fingerprint(vm, rows, open_items, settings.csv_locale, as_of)
-    rendered = fingerprint.refresh([pdf_path, csv_path, xlsx_path], fp, write, force=settings.force)
+    rendered = fingerprint.refresh([pdf_path, csv_path, xlsx_path], fp, write, root=settings.out_dir,
+                                   force=settings.force)
     lines = len(rows)
     context.log.info(f"gold_billing_report {year}: {lines} lines, {len(vm.customers)} customers -> {pdf_path} "
                      f"({'rendered' if rendered else 'unchanged, reused'})")

@@ -22,7 +22,7 @@ def dashboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         data = load_dashboard_data(con, settings.policy())
     path = dashboard_path(settings.out_dir)
     rendered = fingerprint.refresh([path], fingerprint.fingerprint(data), lambda: write_dashboard(data, settings.out_dir),
-                                   force=settings.force)
+                                   root=settings.out_dir, force=settings.force)
     context.log.info(f"dashboard: {path} (reporting month {data.reporting_month}; "
                      f"{'rendered' if rendered else 'unchanged, reused'})")
     return dg.MaterializeResult(metadata={

@@ -21,7 +21,6 @@ executor spreads them over processes or machines; the code is the same.
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 
@@ -36,6 +35,7 @@ class MonthPlan:
     """What the plan step decided (small: passed to the collect step)."""
 
     month: str
+    out_dir: str
     folder: str
     names: tuple[str, ...]  # every report file of the month
     reused: tuple[str, ...]  # current on disk, kept
@@ -89,7 +89,7 @@ def plan_customer_reports(context: dg.OpExecutionContext, warehouse: WarehouseRe
     for i, part in enumerate(parts):
         key = f"batch_{i:04d}"
         yield dg.DynamicOutput(CustomerBatch(key, part, workers), mapping_key=key, output_name="batches")
-    yield dg.Output(MonthPlan(month=month, folder=str(plan.folder), names=plan.names, reused=plan.reused,
+    yield dg.Output(MonthPlan(month=month, out_dir=settings.out_dir, folder=str(plan.folder), names=plan.names, reused=plan.reused,
                               to_render=todo, batches=len(parts),
                               cutoff=reports[0].cutoff.isoformat() if reports else "n/a",
                               plan_s=time.perf_counter() - t0, started=started), output_name="plan")
@@ -113,7 +113,7 @@ def render_customer_batch(context: dg.OpExecutionContext, batch: CustomerBatch) 
 @dg.op(out=dg.Out(dg.Nothing),
        description="Delete PDFs that are no longer the month's; report rendered and reused.")
 def collect_customer_reports(context: dg.OpExecutionContext, plan: MonthPlan, batches: list[BatchResult]) -> None:
-    removed = report_batch.finish_customer_reports(Path(plan.folder), plan.names)
+    removed = report_batch.finish_customer_reports(plan.out_dir, plan.month, plan.names)
     rendered = [r for b in sorted(batches, key=lambda b: b.key) for r in b.rendered]
     stages = {k: sum(getattr(r, f"{k}_s") for r in rendered) for k in ("charts", "html", "pdf")}
     pids = sorted({r.pid for r in rendered})

@@ -109,11 +109,12 @@ def children_cpu_s() -> float:
 @dataclass(frozen=True)
 class RenderJob:
     """One customer PDF to render: its view model, where it goes and, to record it after the
-    PDF is written, its fingerprint (None: no manifest)."""
+    PDF is written, its fingerprint and manifest path (None: no manifest)."""
 
     vm: CustomerReport
     path: str
     fingerprint: fingerprint.Fingerprint | None = None
+    manifest: str | None = None
 
 
 def _as_job(job) -> RenderJob:
@@ -128,8 +129,8 @@ def _render_one(job: RenderJob) -> Rendered:
     cpu0, chromium0 = time.process_time(), children_cpu_s()
     pdf, c, h, p = render_pdf_timed(vm)
     write_bytes_atomic(pdf, path)
-    if job.fingerprint is not None:  # after the PDF: a manifest never vouches for a PDF not yet written
-        fingerprint.record([path], job.fingerprint, contents={Path(path).name: pdf})
+    if job.manifest is not None:  # after the PDF: a manifest never vouches for a PDF not yet written
+        fingerprint.record([path], job.fingerprint, job.manifest, contents={Path(path).name: pdf})
     cpu1, chromium1 = time.process_time(), children_cpu_s()
     return Rendered(vm.customer.id, path, len(pdf), c, h, p, os.getpid(),
                     cpu_s=cpu1 - cpu0, chromium_cpu_s=max(0.0, chromium1 - chromium0))
@@ -232,6 +233,7 @@ class CustomerPlan:
 
     month: str
     folder: Path
+    out_dir: Path  # the root of the outputs (manifests live in <out_dir>/.fingerprints/)
     names: tuple[str, ...]  # every report file of the month, in report order
     todo: tuple[RenderJob, ...]  # to render (new, changed, or forced)
     reused: tuple[str, ...]  # current on disk: not rendered again
@@ -271,18 +273,21 @@ def plan_customer_reports(reports: Sequence[CustomerReport], out_dir: str | Path
     for vm, name in zip(reports, names):
         path = folder / name
         fp = fingerprint.fingerprint(vm)
-        if not force and fingerprint.is_current([path], fp):
+        manifest = fingerprint.manifest_path(path, out_dir)
+        if not force and fingerprint.is_current([path], fp, manifest):
             reused.append(name)
         else:
-            todo.append(RenderJob(vm, str(path), fp))
-    return CustomerPlan(month, folder, tuple(names), tuple(todo), tuple(reused), time.perf_counter() - started)
+            todo.append(RenderJob(vm, str(path), fp, str(manifest)))
+    return CustomerPlan(month, folder, Path(out_dir), tuple(names), tuple(todo), tuple(reused),
+                        time.perf_counter() - started)
 
 
-def finish_customer_reports(folder: Path, names: Sequence[str]) -> list[Path]:
-    """After a whole month: delete PDFs (and manifests, and leftover temporary files) of the
-    folder that are not the month's reports, so the folder is exactly the month's reports."""
+def finish_customer_reports(out_dir: str | Path, month: str, names: Sequence[str]) -> list[Path]:
+    """After a whole month: delete PDFs (and their manifests, and leftover temporary files) of the
+    month's folder that are not the month's reports, so the folder is exactly the month's reports."""
+    folder = customers_folder(out_dir, month)
     removed = remove_stale(folder, set(names))
-    fingerprint.prune_manifests(folder, names)
+    fingerprint.prune_manifests(folder, names, out_dir)
     return removed
 
 
@@ -314,6 +319,6 @@ def write_customer_reports(reports: list[CustomerReport], out_dir: str | Path, m
     plan = plan_customer_reports(reports, out_dir, month, force=force)
     rendered = render_reports(plan.todo, workers=workers, progress=progress)
     wall = time.perf_counter() - started
-    removed = finish_customer_reports(plan.folder, plan.names) if prune else []
+    removed = finish_customer_reports(out_dir, month, plan.names) if prune else []
     return WrittenReports(month, plan.folder, plan.paths, tuple(removed), tuple(rendered), wall,
                           reused=tuple(plan.folder / n for n in plan.reused))

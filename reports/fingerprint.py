@@ -12,9 +12,11 @@ An output's fingerprint is a sha256 over two parts:
   packages (WeasyPrint and its PDF/font/CSS libraries, Jinja2, plotly, kaleido, pandas), the
   Pango library WeasyPrint lays text out with, and the chromium that kaleido drives.
 
-After an output is written, a small manifest is written next to it (atomically, after the output):
-`<folder>/.fingerprints/<file name>.json` with the fingerprint, its two parts and the size and
-sha256 of every file the output consists of. An output is *current* when its manifest holds the
+After an output is written, its manifest is written (atomically, after the output) in the hidden
+tree `<out>/.fingerprints/`, at the output's own relative path plus `.json` (the PDF
+`<out>/2026-03/customers/C0001-acme.pdf` has `<out>/.fingerprints/2026-03/customers/C0001-acme.pdf.json`):
+the fingerprint, its two parts and the size and sha256 of every file the output consists of. The
+output folders themselves hold only what is delivered (PDFs, the dashboard page). An output is *current* when its manifest holds the
 same fingerprint and every listed file is on disk with exactly those bytes; only then is it
 reused. Manifests hold nothing run-specific (no timestamps, no process ids), so two runs on the
 same input leave identical folders.
@@ -218,24 +220,25 @@ def fingerprint(*views) -> Fingerprint:
     return Fingerprint(view_hash(*views), environment_hash())
 
 
-def manifest_path(output: str | os.PathLike) -> Path:
-    p = Path(output)
-    return p.parent / MANIFEST_DIR / f"{p.name}.json"
+def manifest_path(output: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """`<root>/.fingerprints/<output's path below root>.json`."""
+    rel = Path(os.path.abspath(output)).relative_to(os.path.abspath(root))
+    return Path(root) / MANIFEST_DIR / rel.parent / f"{rel.name}.json"
 
 
-def _read_manifest(output: Path) -> dict | None:
+def _read_manifest(manifest: Path) -> dict | None:
     try:
-        data = json.loads(manifest_path(output).read_text(encoding="utf-8"))
+        data = json.loads(Path(manifest).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def is_current(outputs: Iterable[str | os.PathLike], fp: Fingerprint) -> bool:
-    """True when the first output's manifest carries `fp` and every output is on disk exactly as
-    the manifest recorded it (same size and sha256): then rendering again would change nothing."""
+def is_current(outputs: Iterable[str | os.PathLike], fp: Fingerprint, manifest: str | os.PathLike) -> bool:
+    """True when the manifest carries `fp` and every output is on disk exactly as the manifest
+    recorded it (same size and sha256): then rendering again would change nothing."""
     outputs = [Path(p) for p in outputs]
-    data = _read_manifest(outputs[0])
+    data = _read_manifest(Path(manifest))
     if not data or data.get("fingerprint") != fp.value:
         return False
     files = data.get("files") or {}
@@ -253,9 +256,10 @@ def is_current(outputs: Iterable[str | os.PathLike], fp: Fingerprint) -> bool:
     return True
 
 
-def record(outputs: Iterable[str | os.PathLike], fp: Fingerprint, *, contents: Mapping[str, bytes] | None = None) -> Path:
-    """Write the manifest of an output just written (its files, in order; the first names the
-    manifest). `contents` (file name -> bytes) saves reading back what the caller still holds."""
+def record(outputs: Iterable[str | os.PathLike], fp: Fingerprint, manifest: str | os.PathLike, *,
+           contents: Mapping[str, bytes] | None = None) -> Path:
+    """Write the manifest of an output just written (its files). `contents` (file name -> bytes)
+    saves reading back what the caller still holds."""
     outputs = [Path(p) for p in outputs]
     files = {}
     for p in outputs:
@@ -264,27 +268,28 @@ def record(outputs: Iterable[str | os.PathLike], fp: Fingerprint, *, contents: M
             files[p.name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         else:
             files[p.name] = {"bytes": p.stat().st_size, "sha256": _file_digest(p)}
-    manifest = {"schema": SCHEMA, "fingerprint": fp.value, "view": fp.view, "environment": fp.environment,
-                "files": files}
-    return write_bytes_atomic((json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8"),
-                              manifest_path(outputs[0]))
+    data = {"schema": SCHEMA, "fingerprint": fp.value, "view": fp.view, "environment": fp.environment,
+            "files": files}
+    return write_bytes_atomic((json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"), manifest)
 
 
 def refresh(outputs: Iterable[str | os.PathLike], fp: Fingerprint, write: Callable[[], object], *,
-            force: bool = False) -> bool:
-    """Call `write()` (which writes `outputs`) unless they are current, then record their manifest.
-    Returns True when it rendered, False when the outputs on disk were kept."""
+            root: str | os.PathLike, force: bool = False) -> bool:
+    """Call `write()` (which writes `outputs`, under `root`) unless they are current, then record
+    their manifest (named after the first). True when it rendered, False when it kept them."""
     outputs = [Path(p) for p in outputs]
-    if not force and is_current(outputs, fp):
+    manifest = manifest_path(outputs[0], root)
+    if not force and is_current(outputs, fp, manifest):
         return False
     write()
-    record(outputs, fp)
+    record(outputs, fp, manifest)
     return True
 
 
-def prune_manifests(folder: str | os.PathLike, keep: Iterable[str]) -> list[Path]:
-    """Delete the manifests in `folder` of outputs not in `keep` (file names), and leftovers."""
-    mdir = Path(folder) / MANIFEST_DIR
+def prune_manifests(folder: str | os.PathLike, keep: Iterable[str], root: str | os.PathLike) -> list[Path]:
+    """Delete the manifests of outputs in `folder` (under `root`) that are not in `keep` (file
+    names), and leftover temporary files of manifests."""
+    mdir = manifest_path(Path(folder) / "-", root).parent
     keep = {f"{name}.json" for name in keep}
     removed = []
     if mdir.is_dir():

@@ -78,10 +78,12 @@ def test_batches_run_in_parallel_processes_and_give_the_same_bytes(warehouse, mo
     assert any(b[0] < a[1] for a, b in zip(intervals, intervals[1:])), intervals
     march = "2026-03/customers"
     expected = folder_bytes(warehouse / "in-process" / march)
-    assert expected and folder_bytes(out / march) == expected  # PDFs and manifests, byte for byte
+    assert expected and folder_bytes(out / march) == expected  # the PDFs, byte for byte
+    manifests = folder_bytes(warehouse / "in-process" / ".fingerprints" / march)
+    assert len(manifests) == len(expected) and folder_bytes(out / ".fingerprints" / march) == manifests
 
     # the same job again: nothing to render, every PDF reused, no render step at all
     _, again, meta = run_fanout(monkeypatch, warehouse, out, batch_size=4)
-    assert meta["rendered"].value == 0 and meta["reused"].value == len([k for k in expected if k.endswith(".pdf")])
+    assert meta["rendered"].value == 0 and meta["reused"].value == len(expected)
     assert not [e for e in again.all_events if e.step_key and "render_customer_batch" in e.step_key]
     assert folder_bytes(out / march) == expected

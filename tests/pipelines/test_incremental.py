@@ -33,7 +33,7 @@ def changed(before, after) -> set[str]:
 
 def outputs(paths: set[str]) -> set[str]:
     """The outputs among changed files (manifests change with their output)."""
-    return {p for p in paths if "/.fingerprints/" not in p}
+    return {p for p in paths if not p.startswith(".fingerprints/")}
 
 
 @pytest.fixture(scope="module")

@@ -90,23 +90,25 @@ def test_environment_covers_templates_fonts_code_and_renderers():
 
 
 def test_manifest_vouches_only_for_the_exact_bytes(tmp_path):
-    out = tmp_path / "a.pdf"
+    out = tmp_path / "billing" / "a.pdf"
+    out.parent.mkdir()
     out.write_bytes(b"one")
+    manifest = fingerprint.manifest_path(out, tmp_path)
+    assert manifest == tmp_path / ".fingerprints" / "billing" / "a.pdf.json"  # the output folder stays clean
     fp = fingerprint.Fingerprint("v", "e")
-    assert not fingerprint.is_current([out], fp)  # no manifest yet
-    fingerprint.record([out], fp)
-    manifest = json.loads(fingerprint.manifest_path(out).read_text())
-    assert manifest["files"] == {"a.pdf": {"bytes": 3, "sha256": hashlib.sha256(b"one").hexdigest()}}
-    assert fingerprint.manifest_path(out).parent.name == ".fingerprints"
-    assert fingerprint.is_current([out], fp)
-    assert not fingerprint.is_current([out], fingerprint.Fingerprint("v2", "e"))  # view changed
-    assert not fingerprint.is_current([out], fingerprint.Fingerprint("v", "e2"))  # template/renderer changed
+    assert not fingerprint.is_current([out], fp, manifest)  # no manifest yet
+    fingerprint.record([out], fp, manifest)
+    data = json.loads(manifest.read_text())
+    assert data["files"] == {"a.pdf": {"bytes": 3, "sha256": hashlib.sha256(b"one").hexdigest()}}
+    assert fingerprint.is_current([out], fp, manifest)
+    assert not fingerprint.is_current([out], fingerprint.Fingerprint("v2", "e"), manifest)  # view changed
+    assert not fingerprint.is_current([out], fingerprint.Fingerprint("v", "e2"), manifest)  # template/renderer
     out.write_bytes(b"two")  # same size, other bytes (edited or damaged by hand)
-    assert not fingerprint.is_current([out], fp)
+    assert not fingerprint.is_current([out], fp, manifest)
     out.unlink()
-    assert not fingerprint.is_current([out], fp)
-    fingerprint.manifest_path(out).write_text("{not json")
-    assert not fingerprint.is_current([out], fp)
+    assert not fingerprint.is_current([out], fp, manifest)
+    manifest.write_text("{not json")
+    assert not fingerprint.is_current([out], fp, manifest)
 
 
 def test_a_manifest_of_several_files_needs_all_of_them(tmp_path):
@@ -114,11 +116,15 @@ def test_a_manifest_of_several_files_needs_all_of_them(tmp_path):
     for f in files:
         f.write_bytes(f.name.encode())
     fp = fingerprint.Fingerprint("v", "e")
-    fingerprint.record(files, fp)
-    assert fingerprint.is_current(files, fp)
-    assert not fingerprint.is_current(files[:1], fp)
+    written = []
+    assert fingerprint.refresh(files, fp, lambda: written.append(1), root=tmp_path)
+    assert not fingerprint.refresh(files, fp, lambda: written.append(2), root=tmp_path)
+    assert fingerprint.refresh(files, fp, lambda: written.append(3), root=tmp_path, force=True)
+    assert written == [1, 3]
+    manifest = fingerprint.manifest_path(files[0], tmp_path)
+    assert not fingerprint.is_current(files[:1], fp, manifest)
     files[1].unlink()
-    assert not fingerprint.is_current(files, fp)
+    assert not fingerprint.is_current(files, fp, manifest)
 
 
 # ---- a month's batch ------------------------------------------------------------------------------
@@ -127,7 +133,8 @@ def test_unchanged_rerun_renders_nothing_and_one_change_renders_one(tmp_path, re
     assert len(first.rendered) == 5 and first.reused == ()
     folder = tmp_path / "2026-03" / "customers"
     pdfs = {p.name: p.read_bytes() for p in folder.glob("*.pdf")}
-    assert len(pdfs) == 5 and len(list((folder / ".fingerprints").glob("*.json"))) == 5
+    assert len(pdfs) == 5 and sorted(p.name for p in folder.iterdir()) == sorted(pdfs)  # only the PDFs there
+    assert len(list((tmp_path / ".fingerprints" / "2026-03" / "customers").glob("*.pdf.json"))) == 5
 
     fake_renderer.clear()
     again = batch.write_customer_reports(reports, tmp_path, "2026-03", workers=1)
@@ -159,11 +166,11 @@ def test_a_damaged_or_missing_pdf_is_rendered_again(tmp_path, reports, fake_rend
 def test_a_customer_who_left_takes_its_manifest_along(tmp_path, reports, fake_renderer):
     batch.write_customer_reports(reports, tmp_path, "2026-03", workers=1)
     folder = tmp_path / "2026-03" / "customers"
-    (folder / ".fingerprints" / ".C0001-customer-1.pdf.json.x.tmp").write_text("left over")
+    manifests = tmp_path / ".fingerprints" / "2026-03" / "customers"
+    (manifests / ".C0001-customer-1.pdf.json.x.tmp").write_text("left over")
     written = batch.write_customer_reports(reports[1:], tmp_path, "2026-03", workers=1)
     assert [p.name for p in written.removed] == ["C0001-customer-1.pdf"]
-    assert sorted(p.name for p in (folder / ".fingerprints").iterdir()) == \
-        sorted(f"{p.name}.json" for p in folder.glob("*.pdf"))
+    assert sorted(p.name for p in manifests.iterdir()) == sorted(f"{p.name}.json" for p in folder.glob("*.pdf"))
 
 
 def test_one_customer_rerender_keeps_the_rest(tmp_path, reports, fake_renderer):
