@@ -76,10 +76,12 @@ def _in_process(context: dg.OpExecutionContext) -> bool:
 def plan_customer_reports(context: dg.OpExecutionContext, warehouse: WarehouseResource, settings: SlaSettings):
     started, t0 = time.time(), time.perf_counter()
     month = partition_month(context.partition_key)
-    with warehouse.connect() as con:  # closed before rendering: no lock held for minutes
+    in_process = _in_process(context)
+    # closed before rendering: no lock held for minutes. In its own process (fan-out) the step only
+    # reads, so the warehouse may be a read-only copy or mount; in process it keeps the run's open mode.
+    with warehouse.connect(read_only=not in_process) as con:
         reports = build_customer_reports(con, settings.policy(), month)
     plan = report_batch.plan_customer_reports(reports, settings.out_dir, month, force=settings.force)
-    in_process = _in_process(context)
     todo = len(plan.todo)
     size = settings.report_batch_size or (todo if in_process else report_batch.auto_batch_size(todo))
     parts = report_batch.split_batches(plan.todo, size)

@@ -246,7 +246,10 @@ def smtp_resource(settings: Settings, *, as_env_var: bool = True) -> SmtpResourc
 
 
 def resources_from_settings(settings: Settings) -> dict:
-    return build_resources(
+    resources = build_resources(
         export_dir=settings.export_dir, db_path=settings.db, out_dir=settings.out, as_of=settings.as_of,
         policy_path=settings.policy, ticket_source=ticket_source_resource(settings), smtp=smtp_resource(settings),
         csv_locale=settings.csv_locale, report_batch_size=settings.report_batch_size)
+    if settings.io_storage:  # a folder every step process can reach (shared volume), or s3://... / gs://...
+        resources["io_manager"] = dg.FilesystemIOManager(base_dir=settings.io_storage)
+    return resources

@@ -45,7 +45,8 @@ def run_fanout(monkeypatch, base, out, *, batch_size: int | None = None):
     home = base / "dagster_home"
     home.mkdir(exist_ok=True)
     for name, value in {"DAGSTER_HOME": str(home), "SLA_DB": str(base / "wh.duckdb"), "SLA_OUT": str(out),
-                        "SLA_AS_OF": AS_OF.isoformat(), "SLA_EXPORT_DIR": str(base / "export")}.items():
+                        "SLA_AS_OF": AS_OF.isoformat(), "SLA_EXPORT_DIR": str(base / "export"),
+                        "SLA_IO_STORAGE": str(base / "io")}.items():
         monkeypatch.setenv(name, value)
     if batch_size:
         monkeypatch.setenv("SLA_REPORT_BATCH_SIZE", str(batch_size))
@@ -64,6 +65,8 @@ def test_batches_run_in_parallel_processes_and_give_the_same_bytes(warehouse, mo
     out = warehouse / "fanout"
     instance, result, meta = run_fanout(monkeypatch, warehouse, out, batch_size=4)
     assert meta["batches"].value >= 3 and meta["reused"].value == 0
+    # the batches (the month's view models) went through the IO storage named by SLA_IO_STORAGE
+    assert [p for p in (warehouse / "io").rglob("*") if p.is_file() and "batch_" in p.as_posix()]
     pids = {int(p) for p in meta["render pids"].value.split(", ")}
     assert len(pids) >= 2 and meta["render processes"].value == len(pids)
     # two render steps were running at the same time (max_concurrent 2)
