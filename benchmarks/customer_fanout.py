@@ -91,12 +91,15 @@ def run_fanout(work: Path, args) -> dict:
     from pipelines.definitions import customer_reports_fanout
 
     max_concurrent = args.max_concurrent or os.cpu_count() or 1
+    execution = {"max_concurrent": max_concurrent}
+    if args.start_method != "default":
+        execution["start_method"] = {args.start_method: {}}
     instance = dg.DagsterInstance.get()
     load_before = os.getloadavg()[0]
     cpu0, t0 = cpu_s(), time.perf_counter()
     result = dg.execute_job(dg.reconstructable(customer_reports_fanout), instance=instance,
                             tags={"dagster/partition": f"{MONTH}-01"},
-                            run_config={"execution": {"config": {"max_concurrent": max_concurrent}}})
+                            run_config={"execution": {"config": execution}})
     wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
     if not result.success:
         raise SystemExit("the fan-out job failed (see the Dagster log above)")
@@ -115,6 +118,7 @@ def run_fanout(work: Path, args) -> dict:
     rendering = sum(meta.get(f"{k} seconds (summed over workers)", 0) for k in ("charts", "html", "pdf"))
     return {
         "max_concurrent": max_concurrent,
+        "start_method": args.start_method,
         "wall_s": round(wall, 1),
         "cpu_s_incl_steps": round(cpu, 1),
         "load_avg_1min_before": round(load_before, 2),
@@ -161,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--max-concurrent", type=int, default=0, help="step processes at once (default: cores)")
     ap.add_argument("--batch-size", type=int, default=0, help="reports per batch (default: automatic)")
+    ap.add_argument("--start-method", choices=["default", "spawn", "forkserver"], default="default",
+                    help="how the executor starts step processes (default: the job's default)")
     ap.add_argument("--compare-in-process", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
     ap.add_argument("--tag", default="")
