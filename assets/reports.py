@@ -134,6 +134,8 @@ def collect_customer_reports(context: dg.OpExecutionContext, plan: MonthPlan, ba
         "wall seconds": round(time.time() - plan.started, 1),
         "plan seconds": round(plan.plan_s, 2),
         "stale PDFs removed": len(removed),
+        "batch seconds (summed)": round(sum(b.wall_s for b in batches), 1),
+        "render CPU seconds (workers and their chromium)": round(sum(r.cpu_s + r.chromium_cpu_s for r in rendered), 1),
         **{f"{k} seconds (summed over workers)": round(v, 1) for k, v in stages.items()},
     })
 

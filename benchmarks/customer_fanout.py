@@ -9,11 +9,12 @@ month's `monthly_sla` in process (timed apart, not counted), then runs the `cust
 job — `plan_customer_reports` -> one `render_customer_batch` step per batch -> `collect` — with
 Dagster's multiprocess executor (`max_concurrent` = the machine's cores unless given) on a
 persistent temporary DAGSTER_HOME, exactly as `dagster dev` or a run worker would. Recorded: total
-wall time of the job, CPU seconds of this process and every process it waited for (step processes
-and their chromium), the batches and the processes they ran in, each step's duration from the event
-log, and how much of the render steps was start-up (step duration minus the time spent rendering its
-reports). With `--compare-in-process`, the same month is rendered again in process (`sla run`'s way:
-one batch, a process pool over every core) and the PDFs are compared byte for byte. The 1-minute load
+wall time of the job, CPU seconds and peak memory (PSS) of the process tree (this process, the
+executor's step processes, their chromium; sampled every second from /proc), the batches and the
+processes they ran in, each step's duration from the event log (from its launch to its success),
+and how much of the render steps was start-up (their durations minus the time spent rendering).
+With `--compare-in-process`, the same month is rendered again in process (`sla run`'s way: one
+batch, a process pool over every core) and the PDFs are compared byte for byte. The 1-minute load
 average is recorded before and after: the machine is shared. Results:
 benchmarks/results/customer_fanout<tag>.json (section 7 of benchmarks/README.md).
 
@@ -26,7 +27,6 @@ import argparse
 import datetime as dt
 import hashlib
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -35,15 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, machine, save_results  # noqa: E402
+from customer_pdfs import PeakMemory  # noqa: E402  (the process tree's CPU and PSS, sampled from /proc)
 
 AS_OF = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.timezone.utc)  # reporting month 2026-10
 MONTH = "2026-10"
-
-
-def cpu_s() -> float:
-    """CPU seconds of this process and of every child it has waited for (steps, pool workers)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -96,38 +91,39 @@ def run_fanout(work: Path, args) -> dict:
         execution["start_method"] = {args.start_method: {}}
     instance = dg.DagsterInstance.get()
     load_before = os.getloadavg()[0]
-    cpu0, t0 = cpu_s(), time.perf_counter()
-    result = dg.execute_job(dg.reconstructable(customer_reports_fanout), instance=instance,
-                            tags={"dagster/partition": f"{MONTH}-01"},
-                            run_config={"execution": {"config": execution}})
-    wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+    t0 = time.perf_counter()
+    with PeakMemory(interval=1.0) as sampler:
+        result = dg.execute_job(dg.reconstructable(customer_reports_fanout), instance=instance,
+                                tags={"dagster/partition": f"{MONTH}-01"},
+                                run_config={"execution": {"config": execution}})
+    wall, cpu = time.perf_counter() - t0, sampler.cpu_seconds
     if not result.success:
         raise SystemExit("the fan-out job failed (see the Dagster log above)")
     (event,) = result.get_asset_materialization_events()
     meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
-    starts, steps = {}, {}
+    starts, steps = {}, {}  # from the executor's first event of a step (its launch) to its success
     for entry in instance.all_logs(result.run_id):
         ev = entry.dagster_event
         if ev is None or not ev.step_key:
             continue
-        if ev.event_type_value == "STEP_START":
-            starts[ev.step_key] = entry.timestamp
-        elif ev.event_type_value == "STEP_SUCCESS" and ev.step_key in starts:
+        starts.setdefault(ev.step_key, entry.timestamp)
+        if ev.event_type_value == "STEP_SUCCESS":
             steps[ev.step_key] = round(entry.timestamp - starts[ev.step_key], 2)
     render_steps = {k: v for k, v in steps.items() if "render_customer_batch" in k}
-    rendering = sum(meta.get(f"{k} seconds (summed over workers)", 0) for k in ("charts", "html", "pdf"))
+    rendering = meta.get("batch seconds (summed)", 0)
     return {
         "max_concurrent": max_concurrent,
         "start_method": args.start_method,
         "wall_s": round(wall, 1),
-        "cpu_s_incl_steps": round(cpu, 1),
+        "cpu_s_process_tree": round(cpu, 1),
+        "peak_memory_mib": round(sampler.peak_kib / 1024),
         "load_avg_1min_before": round(load_before, 2),
         "load_avg_1min_after": round(os.getloadavg()[0], 2),
         "metadata": {k: (str(v) if not isinstance(v, (int, float)) else v) for k, v in meta.items()},
         "step_seconds": steps,
         "render_steps": len(render_steps),
         "render_step_seconds_sum": round(sum(render_steps.values()), 1),
-        "rendering_seconds_sum": round(rendering, 1),
+        "batch_rendering_seconds_sum": round(rendering, 1),
         "step_overhead_seconds_sum": round(sum(render_steps.values()) - rendering, 1),
         "seconds_per_report_wall": round(wall / max(1, meta.get("rendered", 0)), 3),
     }
@@ -144,15 +140,16 @@ def run_in_process(work: Path) -> dict:
                                 out_dir=str(work / "out-in-process"), as_of=AS_OF.isoformat(),
                                 policy_path=str(work / "export" / "sla-policy.yaml"))
     load_before = os.getloadavg()[0]
-    cpu0, t0 = cpu_s(), time.perf_counter()
-    with dg.DagsterInstance.ephemeral() as instance:
+    t0 = time.perf_counter()
+    with PeakMemory(interval=1.0) as sampler, dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], resources=resources, instance=instance,
                                 partition_key=f"{MONTH}-01", raise_on_error=True,
                                 selection=dg.AssetSelection.assets("customer_reports"))
-    wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+    wall, cpu = time.perf_counter() - t0, sampler.cpu_seconds
     (event,) = result.get_asset_materialization_events()
     meta = event.event_specific_data.materialization.metadata
-    return {"wall_s": round(wall, 1), "cpu_s_incl_workers": round(cpu, 1), "rendered": meta["rendered"].value,
+    return {"wall_s": round(wall, 1), "cpu_s_process_tree": round(cpu, 1), "peak_memory_mib": round(sampler.peak_kib / 1024),
+            "rendered": meta["rendered"].value,
             "batches": meta["batches"].value, "load_avg_1min_before": round(load_before, 2),
             "load_avg_1min_after": round(os.getloadavg()[0], 2)}
 
@@ -209,12 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| executor | PDFs | batches | processes | wall | CPU | s per report | start-up in render steps | load |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     print(f"| multiprocess (max_concurrent {fanout['max_concurrent']}) | {m.get('rendered')} | {m.get('batches')} | "
-          f"{m.get('render processes')} | {fanout['wall_s']} s | {fanout['cpu_s_incl_steps']} s | "
+          f"{m.get('render processes')} | {fanout['wall_s']} s | {fanout['cpu_s_process_tree']} s | "
           f"{fanout['seconds_per_report_wall']} | {fanout['step_overhead_seconds_sum']} s | "
           f"{fanout['load_avg_1min_before']}-{fanout['load_avg_1min_after']} |")
     if in_process:
         print(f"| in process (pool) | {in_process['rendered']} | {in_process['batches']} | - | {in_process['wall_s']} s | "
-              f"{in_process['cpu_s_incl_workers']} s | {in_process['wall_s'] / max(1, in_process['rendered']):.3f} | - | "
+              f"{in_process['cpu_s_process_tree']} s | {in_process['wall_s'] / max(1, in_process['rendered']):.3f} | - | "
               f"{in_process['load_avg_1min_before']}-{in_process['load_avg_1min_after']} |")
         print(f"\nPDFs identical: {in_process['pdfs_identical_to_fanout']}")
     print(f"\nresults: {path}")

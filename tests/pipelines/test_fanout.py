@@ -13,8 +13,6 @@ from connectors.demo_export import write_demo_export
 from pipelines.orchestrate import ALL_ASSETS, ALL_CHECKS
 from pipelines.resources import build_resources
 
-pytestmark = pytest.mark.slow
-
 AS_OF = dt.datetime(2026, 4, 2, 12, tzinfo=dt.timezone.utc)
 PARTITION = "2026-03-01"
 
@@ -41,7 +39,10 @@ def warehouse(tmp_path_factory):
     return base
 
 
-def run_fanout(monkeypatch, base, out, *, batch_size: int | None = None):
+def run_fanout(monkeypatch, base, out, *, batch_size: int | None = None, start_method=None):
+    """Run `customer_reports_fanout` as `dagster dev` would (the job's default start method is a
+    forkserver: its step processes inherit the environment of the first run in this process)."""
+    start_method = start_method or {"forkserver": {}}
     home = base / "dagster_home"
     home.mkdir(exist_ok=True)
     for name, value in {"DAGSTER_HOME": str(home), "SLA_DB": str(base / "wh.duckdb"), "SLA_OUT": str(out),
@@ -55,12 +56,33 @@ def run_fanout(monkeypatch, base, out, *, batch_size: int | None = None):
     instance = dg.DagsterInstance.get()
     result = dg.execute_job(dg.reconstructable(customer_reports_fanout), instance=instance,
                             tags={"dagster/partition": PARTITION},
-                            run_config={"execution": {"config": {"max_concurrent": 2}}})
+                            run_config={"execution": {"config": {"max_concurrent": 2, "start_method": start_method}}})
     assert result.success
     (event,) = [e for e in result.get_asset_materialization_events()]
     return instance, result, event.event_specific_data.materialization.metadata
 
 
+def test_the_fanout_job_forks_its_steps_and_names_missing_executor_packages():
+    from pipelines.definitions import defs
+    from pipelines.jobs import fanout_executor
+    from pipelines.settings import ConfigError
+
+    job = defs.resolve_job_def("customer_reports_fanout")
+    assert job.executor_def.name == "multiprocess"
+    # the run config a launch of a month gets unless it names its own (launchpad, schedule, backfill)
+    default = job.partitioned_config.get_run_config_for_partition_key(PARTITION)
+    assert default["execution"]["config"]["start_method"] == {"forkserver": {}}
+    assert {n.name for n in job.graph.node_defs} >= {"customer_reports"}
+    for name, package in (("k8s", "dagster-k8s"), ("celery", "dagster-celery")):
+        try:
+            fanout_executor(name)
+        except ConfigError as exc:
+            assert f"SLA_FANOUT_EXECUTOR={name} needs the {package} package" in str(exc)
+    with pytest.raises(ConfigError, match="expected multiprocess, celery or k8s"):
+        fanout_executor("ray")
+
+
+@pytest.mark.slow
 def test_batches_run_in_parallel_processes_and_give_the_same_bytes(warehouse, monkeypatch):
     out = warehouse / "fanout"
     instance, result, meta = run_fanout(monkeypatch, warehouse, out, batch_size=4)
