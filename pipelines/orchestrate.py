@@ -26,6 +26,7 @@ from pipelines.settings import API_SOURCES, UsageError
 from reports.batch import customers_folder, write_customer_reports
 from reports.billing import report_paths
 from sla import warehouse
+from sla.delivery import record_as_delivered
 from sla.months import last_complete_month, local_month
 from sla.policy import PolicyError, load_policy
 from sla.report_data.billing import open_item_years
@@ -218,6 +219,20 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
         outcome.outputs += [str(p) for y in years for p in report_paths(out_dir, y)]  # PDF, CSV, xlsx
         outcome.outputs.append(str(Path(out_dir) / "dashboard" / "index.html"))
     return outcome
+
+
+def record_earlier_delivery(*, export_dir: str, db_path: str, out_dir: str, month: str, as_of: dt.datetime,
+                            policy_path: str | None = None) -> int:
+    """Import the export and compute its figures as of an earlier cut-off, then keep `month`'s figures
+    as delivered at that cut-off (what `sla deliver` keeps when it sends). `sla demo` does this
+    before its run, so the run's reports can show changes to an earlier report. Returns the
+    customers recorded."""
+    with warehouse.exclusive(db_path, "sla demo"):
+        resources = build_resources(export_dir=export_dir, db_path=db_path, out_dir=out_dir,
+                                    as_of=as_of.isoformat(), policy_path=policy_path)
+        _materialize(dg.AssetSelection.assets("raw_import", "incident_sla"), resources, _instance())
+        with warehouse.connect(db_path, read_only=False) as con:
+            return record_as_delivered(con, month, as_of)
 
 
 def _customer_pdfs_line(out_dir: str, month: str) -> str:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from connectors.demo_export import DEMO_POLICY_FILE, write_demo_export
+from connectors.demo_export import DEMO_POLICY_FILE, earlier_delivery, write_demo_export
 from pipelines.cli.deliver import add_deliver_parser
 from pipelines.cli.restatements import add_restatements_parser
 from pipelines.cli.serve import serve
@@ -22,7 +22,7 @@ from pipelines.cli.sync import add_sync_parser
 from pipelines.resources import ticket_source_resource
 from pipelines.settings import ConfigError, UsageError, load_settings, parse_as_of
 from sla.months import parse_month
-from sla.policy import PolicyError
+from sla.policy import PolicyError, load_policy
 from sla.report_data.customer import NoSuchCustomer
 from sla.sources import ExportError
 from sla.warehouse import WarehouseBusy
@@ -89,6 +89,17 @@ def cmd_demo(args) -> int:
     args.as_of = as_of.isoformat()
     if not args.policy:  # the demo's policy: customer term sets and a second version (issue 17)
         args.policy = str(export_dir / DEMO_POLICY_FILE)
+    # an earlier report "sent" before this run, so this month's PDFs show changes to it (issue 17)
+    from pipelines.orchestrate import record_earlier_delivery
+
+    tz = load_policy(args.policy).calendar.tz
+    earlier_month, delivered_at = earlier_delivery(as_of, tz)
+    _progress(f"[demo] recording the {earlier_month} reports as delivered at {delivered_at.isoformat()} "
+              "(what `sla deliver` keeps), so this run can show changes to them ...")
+    started = time.monotonic()
+    recorded = record_earlier_delivery(export_dir=str(export_dir), db_path=args.db, out_dir=args.out,
+                                       month=earlier_month, as_of=delivered_at, policy_path=args.policy)
+    _progress(f"[demo] recorded {recorded} customers' {earlier_month} figures in {time.monotonic() - started:.1f}s")
     return _run_pipeline(args)
 
 
