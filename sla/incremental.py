@@ -11,15 +11,20 @@ change sets). The rules:
   every input column incident_sla.sql reads) and per customer (its contracts' tier, dates and term
   set) is compared with the previous import's; new, modified and removed tickets and customers
   are added to `metrics_pending` until a metrics run consumes them.
-- **What depends on it**: the quota rank (`over_quota`) of an incident depends on the other
-  incidents of its customer-month. A ticket that is new, removed, or whose customer or creation
-  time changed (kind `ticket`) recomputes every incident of its customer-month before and after
-  the change; a ticket with only new or changed events, severity or exclusions (kind `history`)
-  recomputes itself; a changed contract recomputes every incident of its customer.
+- **What depends on it**: the quota rank (`quota_rank`, `over_quota`) of an incident counts the
+  incidents of its customer, month and tier created before it (then by ticket id). A ticket that is
+  new, removed, or whose customer or creation time changed (kind `ticket`) recomputes itself and
+  the incidents ranked after it in its customer-month, before and after the change; a ticket with
+  only new or changed events, severity or exclusions (kind `history`) recomputes itself; a changed
+  contract recomputes every incident of its customer.
 - **The cut-off**: when `as_of` moves (from the one stored in `metrics_state`), incidents running
-  at the old cut-off (unresolved), incidents with an event, creation (plus their customer-months)
-  or exclusion approval between the old and the new cut-off are recomputed; every other row only
-  gets the new `as_of`.
+  at the old cut-off (unresolved), incidents with an event or an exclusion approval between the old
+  and the new cut-off, and incidents created in between (with those ranked after them) are
+  recomputed; every other row only gets the new `as_of`.
+- **Ranks**: incident_sla.sql ranks the scope's incidents over every incident of their
+  customer-months; a scope incident that no seed precedes in its customer-month (a `history`
+  ticket, a running one) keeps its previous rank (`metrics_kept_ranks`), so its month need not be
+  read.
 - **Global inputs** (the policy with all its versions, the business calendar with its holidays and
   range, and the rules themselves: incident_sla.sql and monthly.sql) are fingerprinted in
   `metrics_state`; when one changes, the step recomputes everything and says why. So does it when
@@ -29,7 +34,8 @@ change sets). The rules:
 - **Recompute** runs incident_sla.sql itself over a scope table (`metrics_scope`) with its output
   tables in a schema of their own; their rows replace the scope's rows of `incident_sla`,
   `incident_clock_segments`, `incident_exclusions` and `data_warnings`. The monthly tables are
-  rebuilt for the affected customer-months only, by monthly.sql over those months' incidents.
+  rebuilt, by monthly.sql over those months' incidents, for the customer-months whose rows changed
+  in a column monthly.sql reads (MONTHLY_COLUMNS); every other monthly row takes the new cut-off.
 """
 
 from __future__ import annotations
@@ -50,6 +56,12 @@ MONTHS_SCHEMA = "_metrics_months"
 #: tables incident_sla.sql writes (one row set per ticket), replaced row-wise by an incremental run
 TICKET_TABLES = ("incident_sla", "incident_clock_segments", "incident_exclusions", "data_warnings")
 MONTHLY_TABLES = (("monthly_sla", "monthly_sla_view"), ("monthly_quota", "monthly_quota_view"))
+#: the columns of incident_sla that monthly.sql reads (an incremental run gives it only these, so a
+#: rule reading another column fails loudly instead of going stale; the property test covers it)
+MONTHLY_COLUMNS = ("month", "customer_id", "tier", "first_response_severity", "first_response_met",
+                   "first_response_target_seconds", "first_response_business_seconds", "first_response_excluded",
+                   "resolution_severity", "resolution_met", "resolution_target_seconds", "resolution_business_seconds",
+                   "resolution_excluded", "quota", "over_quota", "resolved_at", "as_of")
 
 
 @dataclass(frozen=True)
@@ -158,10 +170,15 @@ def _store_fingerprints(con) -> None:
 
 
 # ------------------------------------------------------------------------------------- metrics side
+def rules_fingerprint() -> str:
+    """The rules a computation ran: the text of incident_sla.sql and monthly.sql (comments included)."""
+    return hashlib.sha256((read_sql("incident_sla.sql") + read_sql("monthly.sql")).encode()).hexdigest()
+
+
 def basis(con, policy: Policy) -> dict[str, str]:
     """Fingerprints of the global inputs of a computation (after the policy and calendar tables
     were written): a change of any of them makes the next run full."""
-    rules = hashlib.sha256((read_sql("incident_sla.sql") + read_sql("monthly.sql")).encode()).hexdigest()
+    rules = rules_fingerprint()
     pol = hashlib.sha256(json.dumps([v.model_dump(mode="json") for v in policy.versions],
                                     sort_keys=True).encode()).hexdigest()
     cal = con.execute("SELECT count(*)::VARCHAR || ':' || coalesce(sum(hash(day, open_epoch, close_epoch, "
@@ -251,13 +268,19 @@ def drop_schema(con, schema: str) -> None:
 
 
 def apply_delta(con) -> int:
-    """Replace the scope's rows of every per-ticket table by the delta's; remember the affected
-    customer-months (before and after) in `_affected_months`. Returns the incidents recomputed."""
+    """Replace the scope's rows of every per-ticket table by the delta's; returns the incidents recomputed.
+
+    First remembers in `_affected_months` the customer-months whose monthly figures can change: those
+    where the multiset of the columns monthly.sql reads (cut-off aside) differs between the scope's
+    old rows and the recomputed ones. (An aggregate of a customer-month is a function of that
+    multiset; a running incident whose elapsed time grew but whose met / breached did not flip
+    leaves its month as it was.)"""
+    cols = ", ".join(c for c in MONTHLY_COLUMNS if c != "as_of")
+    old = f"SELECT {cols} FROM incident_sla WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope)"
+    new = f"SELECT {cols} FROM {DELTA_SCHEMA}.incident_sla"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _affected_months AS
-        SELECT customer_id, month FROM incident_sla WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope)
-        UNION
-        SELECT customer_id, month FROM {DELTA_SCHEMA}.incident_sla
+        SELECT DISTINCT customer_id, month FROM (({old} EXCEPT ALL {new}) UNION ALL ({new} EXCEPT ALL {old}))
     """)
     for table in TICKET_TABLES:
         con.execute(f"DELETE FROM {table} WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope)")
@@ -278,7 +301,8 @@ def rebuild_months(con, monthly_sql: str) -> int:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {MONTHS_SCHEMA}")
     con.execute(f"""
         CREATE VIEW {MONTHS_SCHEMA}.incident_sla AS
-        SELECT s.* FROM {main}.incident_sla s SEMI JOIN _affected_months a USING (customer_id, month)
+        SELECT {", ".join(f"s.{c}" for c in MONTHLY_COLUMNS)}
+        FROM {main}.incident_sla s SEMI JOIN _affected_months a USING (customer_id, month)
     """)
     _in_schema(con, MONTHS_SCHEMA, monthly_sql)
     for table, view in MONTHLY_TABLES:

@@ -106,12 +106,14 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = F
         run = incremental.MetricsRun(scalar(con, "SELECT count(*) FROM incident_sla"), "incremental", recomputed)
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE metrics_scope (ticket_id VARCHAR)")
+        con.execute("CREATE OR REPLACE TEMP TABLE metrics_kept_ranks (ticket_id VARCHAR, quota_rank BIGINT)")
         bind_variables(con, scoped=False)
         con.execute(read_sql("incident_sla.sql"))
         compute_monthly(con)
         n = scalar(con, "SELECT count(*) FROM incident_sla")
         run = incremental.MetricsRun(n, "full", n, reason)
     con.execute("DROP TABLE IF EXISTS metrics_scope")
+    con.execute("DROP TABLE IF EXISTS metrics_kept_ranks")
     incremental.write_state(con, basis, run)
     ensure_restatement_tables(con)  # delivered figures vs these: the `restatements` view
     return run
@@ -128,11 +130,12 @@ def ensure_optional_inputs(con) -> None:
 
 
 def compute_monthly(con) -> None:
-    """Rebuild `monthly_sla` and `monthly_quota` for every month from `incident_sla`.
+    """Rebuild `monthly_sla` and `monthly_quota` for every month from `incident_sla` (a full run).
 
-    Monthly figures are recomputed for every month on every run and carry the run's cut-off
-    (`as_of`, sla-semantics.md section 4): rebuilding only one month would leave the others at an
-    older cut-off. The views `monthly_sla_view` / `monthly_quota_view` hold the same rows.
+    Monthly figures carry the run's cut-off (`as_of`, sla-semantics.md section 4): rebuilding only
+    one month would leave the others at an older cut-off (an incremental run rebuilds the affected
+    customer-months and gives every other row the new cut-off, sla/incremental.py). The views
+    `monthly_sla_view` / `monthly_quota_view` hold the same rows.
     """
     con.execute(read_sql("monthly.sql"))
     con.execute("CREATE OR REPLACE TABLE monthly_sla AS SELECT * FROM monthly_sla_view "
