@@ -65,6 +65,7 @@ class RunOutcome:
 
             lines += [
                 f"  incidents in warehouse: {s['incidents_total']}   rejected input rows: {s['rejects']}",
+                *([f"  metrics: {s['metrics']}"] if s.get("metrics") else []),
                 f"  {self.month}: {s['month_incidents']} incidents; first response {rate(s['fr_met'], s['fr_breached'])} "
                 f"compliant ({s['fr_met']} met, {s['fr_breached']} breached); resolution "
                 f"{rate(s['res_met'], s['res_breached'])} ({s['res_met']} met, {s['res_breached']} breached)",
@@ -147,7 +148,7 @@ def billing_years(db_path: str, cutoff_year: int, extra: Sequence[int] = ()) -> 
 def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, month: str | None,
              ticket_source: TicketSourceResource | None = None,
              policy_path: str | None = None, strict: bool = False, years: Sequence[int] = (),
-             progress: Callable[[str], None] = print, csv_locale: str = "en") -> RunOutcome:
+             progress: Callable[[str], None] = print, csv_locale: str = "en", full: bool = False) -> RunOutcome:
     policy = load_policy(policy_path)  # fail fast, with the field named, before any work
     month = month or last_complete_month(as_of, policy.calendar.tz)
     check_reporting_month(month, as_of, policy.calendar.tz)
@@ -155,7 +156,7 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     resources = build_resources(export_dir=export_dir, db_path=db_path, out_dir=out_dir,
                                 as_of=as_of.isoformat(), policy_path=policy_path, ticket_source=ticket_source,
-                                csv_locale=csv_locale)
+                                csv_locale=csv_locale, full_recompute=full)
     source_name = ticket_source.source().name if ticket_source is not None else None
     instance = _instance()
     outcome = RunOutcome(db_path=db_path, out_dir=out_dir, month=month, as_of=as_of)

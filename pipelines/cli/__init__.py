@@ -65,7 +65,7 @@ def _run_pipeline(args) -> int:
     outcome = run_all(
         export_dir=args.export_dir or ".", ticket_source=source, db_path=args.db, out_dir=args.out, as_of=as_of,
         month=_parse_month(args.month), policy_path=args.policy, strict=args.strict, years=args.year,
-        progress=_progress, csv_locale=settings.csv_locale,
+        progress=_progress, csv_locale=settings.csv_locale, full=getattr(args, "full", False),
     )
     print(outcome.summary_text())
     return 0 if outcome.completed else 1
@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="import an export, compute every figure and render the month's reports")
     common(run)
+    run.add_argument("--full", action="store_true",
+                     help="recompute every incident's figures (default: only those whose history changed since "
+                          "the last run, or that depend on the cut-off; the result is the same)")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="write a realistic demo export and run the pipeline on it")

@@ -1,18 +1,77 @@
 -- Per-incident SLA metrics (sla-semantics.md section 3), set-based over the business calendar.
 -- Inputs: tickets, ticket_events, contracts (with `terms`), exclusions, business_calendar,
--- sla_targets_versioned, sla_tiers_versioned, run_params.
+-- sla_targets_versioned, sla_tiers_versioned, run_params, and (read when `scoped`) metrics_scope
+-- (ticket_id) and metrics_kept_ranks (ticket_id, quota_rank).
 -- Parameters are bound as DuckDB variables (SET VARIABLE; sla/metrics.py sets them from the policy
 -- and the calendar), so this file runs as it stands in any DuckDB session that has them:
 --   tz (the business timezone), initial_status, resolved and pause (lists of statuses),
---   clock_base, clock_bucket, clock_max, due_bucket (see sla/calendar.py ClockBuckets).
+--   clock_base, clock_bucket, clock_max, due_bucket (see sla/calendar.py ClockBuckets),
+--   scoped (false: every incident; true: only the incidents in metrics_scope).
+--
+-- Scope (sla/incremental.py): a full run computes every incident. An incremental run computes the
+-- incidents listed in metrics_scope with these same statements and writes its output tables into a
+-- schema of their own (first on the search path), whose rows then replace the scope's rows. Every
+-- figure of an incident depends on its own history only, except the quota rank, which is taken over
+-- every incident of its customer-month (_pool below), so a scoped rank equals the full run's; an
+-- incident whose rank cannot have changed (sla/sql/metrics_scope.sql) keeps it: metrics_kept_ranks.
 
--- Incidents as of the cut-off, with the local month and date of creation.
-CREATE OR REPLACE TEMP TABLE _incidents AS
+-- The customer-months whose ranks are computed (none in a full run: there, all of them), with the
+-- UTC days (epoch // 86400) they touch: a cheap equi-join key to find their incidents.
+CREATE OR REPLACE TEMP TABLE _scope_days AS
+SELECT customer_id, month,
+       unnest(range(epoch(month_start)::BIGINT // 86400, (epoch(month_end)::BIGINT - 1) // 86400 + 1)) AS utc_day
+FROM (
+    SELECT customer_id, month,
+           timezone(getvariable('tz'), CAST(strptime(month || '-01', '%Y-%m-%d') AS TIMESTAMP)) AS month_start,
+           timezone(getvariable('tz'), CAST(strptime(month || '-01', '%Y-%m-%d') AS TIMESTAMP) + INTERVAL 1 MONTH) AS month_end
+    FROM (
+        SELECT DISTINCT t.customer_id, strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
+        FROM tickets t, run_params p
+        WHERE getvariable('scoped') AND t.created_at <= p.as_of
+          AND t.ticket_id IN (SELECT ticket_id FROM metrics_scope)
+          AND t.ticket_id NOT IN (SELECT ticket_id FROM metrics_kept_ranks)
+    )
+);
+
+-- Tickets of those customers created on those days (a superset of their customer-months; the bound
+-- on created_at lets DuckDB skip older row groups of `tickets`).
+CREATE OR REPLACE TEMP TABLE _pool_candidates AS
+SELECT t.ticket_id, t.customer_id, t.severity, t.created_at, d.month AS group_month
+FROM tickets t
+JOIN _scope_days d ON d.customer_id = t.customer_id AND d.utc_day = epoch(t.created_at)::BIGINT // 86400,
+     run_params p
+WHERE getvariable('scoped') AND t.created_at <= p.as_of
+  AND t.created_at >= (SELECT to_timestamp(min(utc_day) * 86400) FROM _scope_days);
+
+-- Incidents as of the cut-off, with the local month and date of creation: all of them, or every
+-- incident of those customer-months.
+CREATE OR REPLACE TEMP TABLE _pool AS
 SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
        CAST(timezone(getvariable('tz'), t.created_at) AS DATE) AS local_date,
        strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
 FROM tickets t, run_params p
-WHERE t.created_at <= p.as_of;
+WHERE NOT getvariable('scoped') AND t.created_at <= p.as_of
+UNION ALL
+SELECT * EXCLUDE (group_month) FROM (
+    SELECT c.ticket_id, c.customer_id, c.severity AS created_severity, c.created_at,
+           CAST(timezone(getvariable('tz'), c.created_at) AS DATE) AS local_date,
+           strftime(timezone(getvariable('tz'), c.created_at), '%Y-%m') AS month, c.group_month
+    FROM _pool_candidates c
+) WHERE month = group_month;
+
+-- The incidents computed by this run: those of the pool in the scope, and the scope's incidents
+-- that keep their rank (outside the pool).
+CREATE OR REPLACE TEMP TABLE _incidents AS
+SELECT * FROM _pool
+WHERE NOT getvariable('scoped') OR ticket_id IN (SELECT ticket_id FROM metrics_scope)
+UNION ALL
+SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
+       CAST(timezone(getvariable('tz'), t.created_at) AS DATE) AS local_date,
+       strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
+FROM tickets t, run_params p
+WHERE getvariable('scoped') AND t.created_at <= p.as_of
+  AND t.ticket_id IN (SELECT ticket_id FROM metrics_kept_ranks)
+  AND t.ticket_id NOT IN (SELECT ticket_id FROM _pool);
 
 -- Events known at the cut-off, in time order. Row order in a file carries no meaning
 -- (sla-semantics.md section 3, "Order of events"), so events of one ticket at one instant apply in a
@@ -146,14 +205,27 @@ ASOF LEFT JOIN _severity_changes c ON s.ticket_id = c.ticket_id AND s.at >= c.oc
 -- Tier: the contract in force on the local date of creation. Quota (sla-semantics.md section 4):
 -- a customer's incidents of a local month are ranked per tier (creation time, then ticket id), so a
 -- month with a tier change has one allowance per tier; incidents without a contract take no rank.
-CREATE OR REPLACE TEMP TABLE _tiered AS
-SELECT s.*, c.tier, c.terms,
+-- Ranked over _pool: all incidents of each customer-month, also in a scoped run; the scope's
+-- incidents outside the pool keep their rank (in a partition of their own).
+CREATE OR REPLACE TEMP TABLE _ranked AS
+SELECT i.ticket_id, c.tier, c.terms,
        CASE WHEN c.tier IS NOT NULL THEN
-           row_number() OVER (PARTITION BY s.customer_id, s.month, c.tier ORDER BY s.created_at, s.ticket_id)
+           coalesce(i.kept_rank, row_number() OVER (PARTITION BY i.customer_id, i.month, c.tier, i.kept_rank IS NULL
+                                                    ORDER BY i.created_at, i.ticket_id))
        END AS quota_rank
-FROM _stops s
-LEFT JOIN contracts c ON c.customer_id = s.customer_id
-      AND s.local_date BETWEEN c.valid_from AND coalesce(c.valid_to, DATE '9999-12-31');
+FROM (
+    SELECT ticket_id, customer_id, month, created_at, local_date, CAST(NULL AS BIGINT) AS kept_rank FROM _pool
+    UNION ALL
+    SELECT i.ticket_id, i.customer_id, i.month, i.created_at, i.local_date, k.quota_rank
+    FROM _incidents i JOIN metrics_kept_ranks k USING (ticket_id)
+    WHERE i.ticket_id NOT IN (SELECT ticket_id FROM _pool)
+) i
+LEFT JOIN contracts c ON c.customer_id = i.customer_id
+      AND i.local_date BETWEEN c.valid_from AND coalesce(c.valid_to, DATE '9999-12-31');
+
+CREATE OR REPLACE TEMP TABLE _tiered AS
+SELECT s.*, r.tier, r.terms, r.quota_rank
+FROM _stops s JOIN _ranked r USING (ticket_id);
 
 CREATE OR REPLACE TEMP TABLE _measured AS
 SELECT t.* EXCLUDE (fr_e), fs.severity AS first_response_severity, rs.severity AS resolution_severity,

@@ -39,6 +39,21 @@ def test_run_prints_summary_and_output_locations(export, tmp_path):
     assert "[1/" in r.stderr  # progress
 
 
+def test_metrics_are_incremental_after_the_first_run_and_full_on_request(export, tmp_path):
+    """The summary says how the metrics step computed: everything on a new warehouse, then only
+    what changed (here nothing), and everything again with --full."""
+    args = ["run", "--export-dir", str(export), "--db", str(tmp_path / "wh.duckdb"), "--out", str(tmp_path / "out"),
+            "--as-of", AS_OF]
+    lines = []
+    for extra in ([], [], ["--full"]):
+        r = sla(*args, *extra)
+        assert r.returncode == 0, r.stderr
+        lines.append(next(line.strip() for line in r.stdout.splitlines() if line.strip().startswith("metrics:")))
+    assert lines == ["metrics: full recompute of 1 incidents (no earlier computation to build on)",
+                     "metrics: incremental: recomputed 0 of 1 incidents",
+                     "metrics: full recompute of 1 incidents (--full)"]
+
+
 def test_missing_export_folder_is_one_line(tmp_path):
     r = sla("run", "--export-dir", str(tmp_path / "nope"), "--db", str(tmp_path / "wh.duckdb"))
     assert r.returncode == 2
