@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.customer_pdfs import _cpu_s, _pss_kib, _tree  # noqa: E402  (same /proc sampling)
 
 AS_OF = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.timezone.utc)  # month 2026-10, billing year 2026
-STEP = re.compile(r"^\[(\d+)/(\d+)\] (.*?)(: done in [\d.]+s| \.\.\.)$")
+STEP = re.compile(r"^\[(\d+)/(\d+)\] (.*?)(: done in [\d.]+s(?: \(rendered \d+, reused \d+\))?| \.\.\.)$")
 
 
 class StageSampler:

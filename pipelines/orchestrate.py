@@ -55,6 +55,8 @@ class RunOutcome:
     failed_checks: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    rendered: int = 0  # outputs (customer PDFs, billing reports, dashboard) rendered by this run
+    reused: int = 0  # outputs whose fingerprint was unchanged: kept as they were
 
     def summary_text(self) -> str:
         s = self.summary
@@ -78,6 +80,9 @@ class RunOutcome:
             lines.append(f"  CHECK FAILED: {c}")
         lines.append(f"  warehouse: {self.db_path}")
         lines.append(f"  reports:   {self.out_dir}")
+        if self.rendered or self.reused:
+            lines.append(f"    rendered {self.rendered}, reused {self.reused} (unchanged since the last run; "
+                         "--force renders all)")
         lines += [f"    {o}" for o in self.outputs]
         if not self.completed:
             lines.append("  STOPPED before the reports (--strict and a blocking check failed)")
@@ -119,6 +124,21 @@ def _materialize(selection, resources, instance, partition_key: str | None = Non
     return result
 
 
+def render_counts(result: dg.ExecuteInProcessResult) -> tuple[int, int] | None:
+    """(rendered, reused) summed over the run's materializations that report them, else None."""
+    counts = None
+    for event in result.get_asset_materialization_events():
+        meta = event.event_specific_data.materialization.metadata
+        if "rendered" in meta and "reused" in meta:
+            rendered, reused = counts or (0, 0)
+            counts = (rendered + meta["rendered"].value, reused + meta["reused"].value)
+    return counts
+
+
+def _counts_text(counts: tuple[int, int] | None) -> str:
+    return "" if counts is None else f" (rendered {counts[0]}, reused {counts[1]})"
+
+
 def check_reporting_month(month: str, as_of: dt.datetime, tz) -> None:
     """Any month up to the cut-off's own month (month to date) can be reported; a later month
     has no data yet. Checked before anything is written."""
@@ -148,7 +168,8 @@ def billing_years(db_path: str, cutoff_year: int, extra: Sequence[int] = ()) -> 
 def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, month: str | None,
              ticket_source: TicketSourceResource | None = None,
              policy_path: str | None = None, strict: bool = False, years: Sequence[int] = (),
-             progress: Callable[[str], None] = print, csv_locale: str = "en", full: bool = False) -> RunOutcome:
+             progress: Callable[[str], None] = print, csv_locale: str = "en", full: bool = False,
+             force: bool = False) -> RunOutcome:
     policy = load_policy(policy_path)  # fail fast, with the field named, before any work
     month = month or last_complete_month(as_of, policy.calendar.tz)
     check_reporting_month(month, as_of, policy.calendar.tz)
@@ -156,7 +177,7 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     resources = build_resources(export_dir=export_dir, db_path=db_path, out_dir=out_dir,
                                 as_of=as_of.isoformat(), policy_path=policy_path, ticket_source=ticket_source,
-                                csv_locale=csv_locale, full_recompute=full)
+                                csv_locale=csv_locale, full_recompute=full, force=force)
     source_name = ticket_source.source().name if ticket_source is not None else None
     instance = _instance()
     outcome = RunOutcome(db_path=db_path, out_dir=out_dir, month=month, as_of=as_of)
@@ -199,7 +220,11 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
                     outcome.failed_checks.append(text)
                 else:
                     outcome.warnings.append(text)
-        progress(f"[{number}/{len(steps)}] {title}: done in {time.monotonic() - started:.1f}s")
+        counts = render_counts(result)
+        if counts is not None:
+            outcome.rendered += counts[0]
+            outcome.reused += counts[1]
+        progress(f"[{number}/{len(steps)}] {title}: done in {time.monotonic() - started:.1f}s{_counts_text(counts)}")
         if outcome.failed_checks and strict:
             outcome.completed = False
             break
@@ -248,13 +273,13 @@ def render_reports(*, db_path: str, **kwargs) -> str:
 
 def _render_reports(*, db_path: str, out_dir: str, month: str, customer: str | None = None,
                    policy_path: str | None = None, progress: Callable[[str], None] = print,
-                   kind: str = "customers") -> str:
+                   kind: str = "customers", force: bool = False) -> str:
     """`sla report customers --month YYYY-MM [--customer ID]`: re-render from the warehouse.
 
     A whole month materializes the `customer_reports` partition (same code as `sla run`);
     one customer is rendered in this process by the same domain functions, leaving the
     month's other PDFs as they are. Raises NoSuchCustomer for a customer without contract
-    or incidents in the month.
+    or incidents in the month. Only reports whose fingerprint changed are rendered, unless `force`.
     """
     if kind != "customers":
         raise ValueError(f"unknown report kind {kind!r}")
@@ -264,14 +289,16 @@ def _render_reports(*, db_path: str, out_dir: str, month: str, customer: str | N
         progress(f"rendering the customer PDFs of {month} ...")
         started = time.monotonic()
         resources = build_resources(export_dir=".", db_path=db_path, out_dir=out_dir,
-                                    policy_path=policy_path)
-        _materialize(dg.AssetSelection.assets("customer_reports"), resources, _instance(),
-                     month_partition_key(month))
-        progress(f"rendered the customer PDFs of {month} in {time.monotonic() - started:.1f}s")
+                                    policy_path=policy_path, force=force)
+        result = _materialize(dg.AssetSelection.assets("customer_reports"), resources, _instance(),
+                              month_partition_key(month))
+        progress(f"rendered the customer PDFs of {month} in {time.monotonic() - started:.1f}s"
+                 f"{_counts_text(render_counts(result))}")
         return _customer_pdfs_line(out_dir, month)
     with warehouse.connect(db_path, read_only=True) as con:
         vms = build_customer_reports(con, policy, month, customer_id=customer)
-    written = write_customer_reports(vms, out_dir, month, workers=1, prune=False)
+    written = write_customer_reports(vms, out_dir, month, workers=1, prune=False, force=force)
+    progress(f"{customer}: {'rendered' if written.rendered else 'unchanged, reused'}")
     return "\n".join(str(p) for p in written.paths)
 
 
@@ -282,7 +309,7 @@ def render_billing(*, db_path: str, **kwargs) -> str:
 
 
 def _render_billing(*, db_path: str, out_dir: str, year: int, policy_path: str | None = None,
-                    progress: Callable[[str], None] = print, csv_locale: str = "en") -> str:
+                    progress: Callable[[str], None] = print, csv_locale: str = "en", force: bool = False) -> str:
     load_policy(policy_path)
     if str(year) not in set(yearly_partitions.get_partition_keys()):
         raise ExportError(f"no billing year {year}: choose one from {yearly_partitions.get_first_partition_key()}"
@@ -290,6 +317,9 @@ def _render_billing(*, db_path: str, out_dir: str, year: int, policy_path: str |
     warehouse.connect(db_path, read_only=True).close()
     progress(f"rendering the Gold billing report {year} ...")
     resources = build_resources(export_dir=".", db_path=db_path, out_dir=out_dir, policy_path=policy_path,
-                                csv_locale=csv_locale)
-    _materialize(dg.AssetSelection.assets("gold_billing_report"), resources, _instance(), str(year))
+                                csv_locale=csv_locale, force=force)
+    result = _materialize(dg.AssetSelection.assets("gold_billing_report"), resources, _instance(), str(year))
+    counts = render_counts(result)
+    if counts is not None:
+        progress(f"Gold billing report {year}: {'rendered' if counts[0] else 'unchanged, reused'}")
     return "\n".join(str(p) for p in report_paths(out_dir, year))

@@ -38,6 +38,8 @@ class SlaSettings(dg.ConfigurableResource):
     as_of: str | None = None  # ISO 8601 with offset; None = now
     csv_locale: str = "en"  # finance CSV dialect (SLA_CSV_LOCALE): "en" or "de"
     full_recompute: bool = False  # metrics: recompute every incident instead of the changed ones
+    force: bool = False  # re-render every output, even those whose fingerprint is unchanged
+    report_batch_size: int = 0  # customer PDFs per fan-out batch (0: automatic, see assets/reports.py)
 
     def policy(self) -> Policy:
         return load_policy(self.policy_path)
@@ -170,11 +172,13 @@ class SmtpResource(dg.ConfigurableResource):
 
 def build_resources(*, export_dir: str, db_path: str, out_dir: str, as_of: str | None = None,
                     policy_path: str | None = None, ticket_source: TicketSourceResource | None = None,
-                    smtp: SmtpResource | None = None, csv_locale: str = "en", full_recompute: bool = False) -> dict:
+                    smtp: SmtpResource | None = None, csv_locale: str = "en", full_recompute: bool = False,
+                    force: bool = False, report_batch_size: int = 0) -> dict:
     return {
         "warehouse": WarehouseResource(path=db_path),
         "settings": SlaSettings(out_dir=out_dir, as_of=as_of, policy_path=policy_path or str(DEFAULT_POLICY_PATH),
-                                csv_locale=csv_locale, full_recompute=full_recompute),
+                                csv_locale=csv_locale, full_recompute=full_recompute, force=force,
+                                report_batch_size=report_batch_size),
         "ticket_source": ticket_source or CsvExportResource(export_dir=export_dir),
         "smtp": smtp or SmtpResource(),
     }
@@ -244,7 +248,10 @@ def smtp_resource(settings: Settings, *, as_env_var: bool = True) -> SmtpResourc
 
 
 def resources_from_settings(settings: Settings) -> dict:
-    return build_resources(
+    resources = build_resources(
         export_dir=settings.export_dir, db_path=settings.db, out_dir=settings.out, as_of=settings.as_of,
         policy_path=settings.policy, ticket_source=ticket_source_resource(settings), smtp=smtp_resource(settings),
-        csv_locale=settings.csv_locale)
+        csv_locale=settings.csv_locale, report_batch_size=settings.report_batch_size)
+    if settings.io_storage:  # a folder every step process can reach (shared volume), or s3://... / gs://...
+        resources["io_manager"] = dg.FilesystemIOManager(base_dir=settings.io_storage)
+    return resources

@@ -135,17 +135,20 @@ class Settings(BaseSettings):
     deliver: bool = False
     mail_from: str = "sla-reports@localhost"
     csv_locale: Literal["en", "de"] = "en"  # finance CSV dialect: en = , and 1499.00; de = ; and 1499,00
+    report_batch_size: int = Field(0, ge=0)  # customer PDFs per fan-out batch; 0 = automatic
+    fanout_executor: Literal["multiprocess", "celery", "k8s"] = "multiprocess"  # customer_reports_fanout job
+    io_storage: str | None = None  # where op outputs (the fan-out's batches) go; None: $DAGSTER_HOME/storage
     rt: RtSettings = RtSettings()
     zendesk: ZendeskSettings = ZendeskSettings()
     jira: JiraSettings = JiraSettings()
     smtp: SmtpSettingsModel = SmtpSettingsModel()
 
-    @field_validator("source", "csv_locale", mode="before")
+    @field_validator("source", "csv_locale", "fanout_executor", mode="before")
     @classmethod
     def _lower(cls, v):
         return v.strip().lower() if isinstance(v, str) else v
 
-    @field_validator("as_of", "policy", "contracts_csv", mode="before")
+    @field_validator("as_of", "policy", "contracts_csv", "io_storage", mode="before")
     @classmethod
     def _empty_is_unset(cls, v, info):
         if v == "":

@@ -10,6 +10,12 @@ charts (plotly -> SVG through kaleido: one figure with both trend panels, one ca
 (Jinja) and PDF (WeasyPrint, with the worker's shared fonts and parsed report.css). The
 timings, the worker's CPU seconds and its chromium's CPU seconds per report are returned so
 the asset and the benchmark can report where the time goes.
+
+Incremental (issue 18): `plan_customer_reports` fingerprints every view model
+(`reports.fingerprint`) and keeps the PDFs whose manifest says they are current; only the rest
+is rendered, and each PDF's manifest is written right after it. `split_batches` cuts the work
+into batches for the Dagster fan-out (`assets/reports.py`), where each batch is rendered in
+one process by `render_reports(..., workers=1)`.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports import charts, render
+from reports import charts, fingerprint, render
 from sla.files import write_bytes_atomic
 from sla.report_data.models import CustomerReport
 
@@ -100,11 +106,31 @@ def children_cpu_s() -> float:
     return total
 
 
-def _render_one(job: tuple[CustomerReport, str]) -> Rendered:
+@dataclass(frozen=True)
+class RenderJob:
+    """One customer PDF to render: its view model, where it goes and, to record it after the
+    PDF is written, its fingerprint and manifest path (None: no manifest)."""
+
+    vm: CustomerReport
+    path: str
+    fingerprint: fingerprint.Fingerprint | None = None
+    manifest: str | None = None
+
+
+def _as_job(job) -> RenderJob:
+    if isinstance(job, RenderJob):
+        return job
     vm, path = job
+    return RenderJob(vm, str(path))
+
+
+def _render_one(job: RenderJob) -> Rendered:
+    vm, path = job.vm, job.path
     cpu0, chromium0 = time.process_time(), children_cpu_s()
     pdf, c, h, p = render_pdf_timed(vm)
     write_bytes_atomic(pdf, path)
+    if job.manifest is not None:  # after the PDF: a manifest never vouches for a PDF not yet written
+        fingerprint.record([path], job.fingerprint, job.manifest, contents={Path(path).name: pdf})
     cpu1, chromium1 = time.process_time(), children_cpu_s()
     return Rendered(vm.customer.id, path, len(pdf), c, h, p, os.getpid(),
                     cpu_s=cpu1 - cpu0, chromium_cpu_s=max(0.0, chromium1 - chromium0))
@@ -135,10 +161,11 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def render_reports(jobs: Sequence[tuple[CustomerReport, str | os.PathLike]], *,
+def render_reports(jobs: Sequence[RenderJob | tuple[CustomerReport, str | os.PathLike]], *,
                    workers: int | None = None, chunksize: int | None = None,
                    progress: Callable[[int, int], None] | None = None) -> list[Rendered]:
-    """Render (view model, output path) pairs; returns one `Rendered` per job, in job order.
+    """Render `RenderJob`s (or (view model, output path) pairs); returns one `Rendered` per job,
+    in job order.
 
     workers: processes (default: all cores); 1 (or a handful of reports) renders in this
     process. chunksize: reports handed to a worker at once (default: up to 8, at least 4
@@ -146,7 +173,7 @@ def render_reports(jobs: Sequence[tuple[CustomerReport, str | os.PathLike]], *,
     A failure in any report raises after the pool stops; PDFs already written stay complete
     (write-then-rename), none is half-written.
     """
-    items = [(vm, str(path)) for vm, path in jobs]
+    items = [_as_job(job) for job in jobs]
     total = len(items)
     workers = max(1, min(workers or default_workers(), total or 1))
     done: list[Rendered] = []
@@ -200,6 +227,24 @@ def report_filename(report: CustomerReport) -> str:
 
 # ----------------------------------------------------------------------------- writing
 @dataclass(frozen=True)
+class CustomerPlan:
+    """What a month's run has to do: every report file of the month, which of them must be
+    rendered (with their fingerprints) and which are current on disk and kept as they are."""
+
+    month: str
+    folder: Path
+    out_dir: Path  # the root of the outputs (manifests live in <out_dir>/.fingerprints/)
+    names: tuple[str, ...]  # every report file of the month, in report order
+    todo: tuple[RenderJob, ...]  # to render (new, changed, or forced)
+    reused: tuple[str, ...]  # current on disk: not rendered again
+    plan_s: float = 0.0  # fingerprinting and checking what is on disk
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return tuple(self.folder / n for n in self.names)
+
+
+@dataclass(frozen=True)
 class WrittenReports:
     month: str
     folder: Path
@@ -207,30 +252,73 @@ class WrittenReports:
     removed: tuple[Path, ...]
     rendered: tuple  # reports.batch.Rendered, with the per-stage timings
     wall_s: float
+    reused: tuple[Path, ...] = ()  # current on disk (fingerprint unchanged): not rendered again
 
 
 def customers_folder(out_dir: str | Path, month: str) -> Path:
     return Path(out_dir) / month / "customers"
 
 
-def write_customer_reports(reports: list[CustomerReport], out_dir: str | Path, month: str, *,
-                           workers: int | None = None, prune: bool = True,
-                           progress=None) -> WrittenReports:
-    """Render every report to `<out>/<YYYY-MM>/customers/<customer_id>-<slug>.pdf`, in parallel.
-
-    Each PDF is written to a temporary name and renamed. With `prune` (a whole month), PDFs
-    of the folder that this run did not write (a renamed customer, a customer no longer in
-    the month) are deleted afterwards, so the folder is exactly the month's reports.
-    """
+def plan_customer_reports(reports: Sequence[CustomerReport], out_dir: str | Path, month: str, *,
+                          force: bool = False) -> CustomerPlan:
+    """Fingerprint every report and keep those whose PDF is current (`reports.fingerprint`);
+    with `force` every report is rendered again."""
+    started = time.perf_counter()
     folder = customers_folder(out_dir, month)
     folder.mkdir(parents=True, exist_ok=True)
-    jobs = [(vm, folder / report_filename(vm)) for vm in reports]
-    names = [p.name for _, p in jobs]
+    names = [report_filename(vm) for vm in reports]
     if len(set(names)) != len(names):  # two customer ids made equal by safe_id
         raise ValueError("two customers map to the same report file name")
+    todo, reused = [], []
+    for vm, name in zip(reports, names):
+        path = folder / name
+        fp = fingerprint.fingerprint(vm)
+        manifest = fingerprint.manifest_path(path, out_dir)
+        if not force and fingerprint.is_current([path], fp, manifest):
+            reused.append(name)
+        else:
+            todo.append(RenderJob(vm, str(path), fp, str(manifest)))
+    return CustomerPlan(month, folder, Path(out_dir), tuple(names), tuple(todo), tuple(reused),
+                        time.perf_counter() - started)
+
+
+def finish_customer_reports(out_dir: str | Path, month: str, names: Sequence[str]) -> list[Path]:
+    """After a whole month: delete PDFs (and their manifests, and leftover temporary files) of the
+    month's folder that are not the month's reports, so the folder is exactly the month's reports."""
+    folder = customers_folder(out_dir, month)
+    removed = remove_stale(folder, set(names))
+    fingerprint.prune_manifests(folder, names, out_dir)
+    return removed
+
+
+def auto_batch_size(reports: int, cores: int | None = None) -> int:
+    """Reports per batch of the fan-out: about two batches per core, so no core idles at the end,
+    but at least 10 and at most 200 reports, so starting a step (a process with Dagster and a
+    chromium, seconds) stays small next to rendering the batch (about a second per report)."""
+    cores = cores or default_workers()
+    return max(10, min(200, -(-reports // (2 * cores))))
+
+
+def split_batches(jobs: Sequence[RenderJob], size: int) -> list[tuple[RenderJob, ...]]:
+    """Consecutive batches of at most `size` jobs (the last may be smaller)."""
+    size = max(1, size)
+    return [tuple(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+
+
+def write_customer_reports(reports: list[CustomerReport], out_dir: str | Path, month: str, *,
+                           workers: int | None = None, prune: bool = True, force: bool = False,
+                           progress=None) -> WrittenReports:
+    """Render every report to `<out>/<YYYY-MM>/customers/<customer_id>-<slug>.pdf`, in parallel,
+    unless its PDF is current (same fingerprint, same bytes on disk); `force` renders them all.
+
+    Each PDF is written to a temporary name and renamed, then its manifest. With `prune` (a whole
+    month), PDFs of the folder that this run did not write or keep (a renamed customer, a customer
+    no longer in the month) are deleted afterwards, so the folder is exactly the month's reports.
+    """
     started = time.perf_counter()
-    rendered = render_reports(jobs, workers=workers, progress=progress)
+    plan = plan_customer_reports(reports, out_dir, month, force=force)
+    rendered = render_reports(plan.todo, workers=workers, progress=progress)
     wall = time.perf_counter() - started
-    removed = remove_stale(folder, set(names)) if prune else []
-    return WrittenReports(month, folder, tuple(p for _, p in jobs), tuple(removed),
-                          tuple(rendered), wall)
+    removed = finish_customer_reports(out_dir, month, plan.names) if prune else []
+    return WrittenReports(month, plan.folder, plan.paths, tuple(removed), tuple(rendered), wall,
+                          reused=tuple(plan.folder / n for n in plan.reused))

@@ -28,6 +28,7 @@ from sla.sources import ExportError
 from sla.warehouse import WarehouseBusy
 
 DEFAULT_VAR = Path("var")
+FORCE_HELP = "render every report again, even those whose inputs are unchanged since they were written"
 
 
 
@@ -65,7 +66,7 @@ def _run_pipeline(args) -> int:
     outcome = run_all(
         export_dir=args.export_dir or ".", ticket_source=source, db_path=args.db, out_dir=args.out, as_of=as_of,
         month=_parse_month(args.month), policy_path=args.policy, strict=args.strict, years=args.year,
-        progress=_progress, csv_locale=settings.csv_locale, full=getattr(args, "full", False),
+        progress=_progress, csv_locale=settings.csv_locale, full=getattr(args, "full", False), force=getattr(args, "force", False),
     )
     print(outcome.summary_text())
     return 0 if outcome.completed else 1
@@ -110,7 +111,7 @@ def cmd_report(args) -> int:
         from pipelines.orchestrate import render_billing
 
         print(render_billing(db_path=args.db, out_dir=args.out, year=args.year, policy_path=args.policy,
-                             progress=_progress, csv_locale=load_settings().csv_locale))
+                             progress=_progress, csv_locale=load_settings().csv_locale, force=args.force))
         return 0
     from pipelines.orchestrate import render_reports
 
@@ -119,7 +120,7 @@ def cmd_report(args) -> int:
     month = _parse_month(args.month)
     try:
         outcome = render_reports(db_path=args.db, out_dir=args.out, month=month, customer=args.customer,
-                                 policy_path=args.policy, progress=_progress, kind=args.kind)
+                                 policy_path=args.policy, progress=_progress, kind=args.kind, force=args.force)
     except NoSuchCustomer as exc:
         raise UsageError(str(exc)) from None
     print(outcome)
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop before the reports when a blocking data check fails")
         p.add_argument("--year", type=_year, action="append", default=[],
                        help="also render the Gold billing report of this year (repeatable; the cut-off's year always is)")
+        p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     run = sub.add_parser("run", help="import an export, compute every figure and render the month's reports")
     common(run)
@@ -187,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--db", default=str(DEFAULT_VAR / "warehouse.duckdb"))
     report.add_argument("--out", default="out")
     report.add_argument("--policy")
+    report.add_argument("--force", action="store_true", help=FORCE_HELP)
     report.set_defaults(func=cmd_report)
 
     def month_type(text: str) -> str:

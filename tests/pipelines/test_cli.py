@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -140,3 +141,22 @@ def test_month_to_date_works_and_a_month_after_the_cut_off_is_refused(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "after the cut-off's month 2026-12" in r.stderr
     assert not later_db.exists() and not later_out.exists()
+
+
+def test_rerun_reuses_unchanged_reports_and_force_renders_them(export, tmp_path):
+    """Issue 18: the progress and the summary say how many outputs were rendered and reused."""
+    args = ("--db", str(tmp_path / "wh.duckdb"), "--out", str(tmp_path / "out"))
+    first = sla("run", "--export-dir", str(export), *args, "--as-of", AS_OF)
+    assert first.returncode == 0, first.stderr
+    assert "render the customer PDFs of 2026-03: done in" in first.stderr and "(rendered 1, reused 0)" in first.stderr
+    again = sla("run", "--export-dir", str(export), *args, "--as-of", AS_OF)
+    assert again.returncode == 0, again.stderr
+    assert "(rendered 0, reused 1)" in again.stderr
+    # the customer PDF, the dashboard and the billing report of each year rendered (2025 has an open item)
+    assert re.search(r"rendered 0, reused [34] \(unchanged since the last run; --force renders all\)", again.stdout)
+    forced = sla("report", "customers", "--month", "2026-03", *args, "--force")
+    assert forced.returncode == 0 and "(rendered 1, reused 0)" in forced.stderr, forced.stderr
+    one = sla("report", "customers", "--month", "2026-03", "--customer", "C1", *args)
+    assert one.returncode == 0 and "C1: unchanged, reused" in one.stderr, one.stderr
+    billing = sla("report", "billing", "--year", "2026", *args)
+    assert billing.returncode == 0 and "Gold billing report 2026: unchanged, reused" in billing.stderr, billing.stderr
