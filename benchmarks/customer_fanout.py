@@ -76,6 +76,7 @@ def run_fanout(work: Path, args) -> dict:
 
     home = work / "dagster_home"
     home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # a throwaway SQLite instance
     os.environ.update({"DAGSTER_HOME": str(home), "SLA_DB": str(work / "warehouse.duckdb"),
                        "SLA_OUT": str(work / "out"), "SLA_AS_OF": AS_OF.isoformat(),
                        "SLA_EXPORT_DIR": str(work / "export"), "SLA_POLICY": str(work / "export" / "sla-policy.yaml"),

@@ -45,6 +45,7 @@ def run_fanout(monkeypatch, base, out, *, batch_size: int | None = None, start_m
     start_method = start_method or {"forkserver": {}}
     home = base / "dagster_home"
     home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     for name, value in {"DAGSTER_HOME": str(home), "SLA_DB": str(base / "wh.duckdb"), "SLA_OUT": str(out),
                         "SLA_AS_OF": AS_OF.isoformat(), "SLA_EXPORT_DIR": str(base / "export"),
                         "SLA_IO_STORAGE": str(base / "io")}.items():
