@@ -73,6 +73,12 @@ WHERE getvariable('scoped') AND t.created_at <= p.as_of
   AND t.ticket_id IN (SELECT ticket_id FROM metrics_kept_ranks)
   AND t.ticket_id NOT IN (SELECT ticket_id FROM _pool);
 
+-- `tid` numbers the incidents in (created_at, ticket_id) order: the key of the joins and windows
+-- below (an integer is cheaper to hash and sort than the text id at 10M incidents) and the physical
+-- order of incident_sla.
+CREATE OR REPLACE TEMP TABLE _incidents AS
+SELECT row_number() OVER (ORDER BY created_at, ticket_id) AS tid, * FROM _incidents;
+
 -- Events known at the cut-off, in time order. Row order in a file carries no meaning
 -- (sla-semantics.md section 3, "Order of events"), so events of one ticket at one instant apply in a
 -- fixed order: replies, then severity changes (least to most severe: 4, 3, 2, 1), then status
@@ -80,31 +86,38 @@ WHERE getvariable('scoped') AND t.created_at <= p.as_of
 -- (same kind and value) break on actor, then value; never on the input line. Rows equal in every
 -- column left are interchangeable: no figure depends on which of them comes first.
 CREATE OR REPLACE TEMP TABLE _events AS
-SELECT *,
-       row_number() OVER (PARTITION BY ticket_id
-                          ORDER BY occurred_at, kind_rank, value_rank, actor NULLS FIRST, value NULLS FIRST) AS seq
+SELECT tid, occurred_at, kind, value, value_rank, kind = 'reply' AND actor = 'agent' AS agent_reply,
+       row_number() OVER w AS seq,
+       -- status changes: the status each one leaves, and when the next one starts (one sort for all;
+       -- status values are never NULL, ingest rejects an empty one)
+       lag(CASE WHEN kind = 'status' THEN value END IGNORE NULLS) OVER w AS previous_status,
+       lead(CASE WHEN kind = 'status' THEN occurred_at END IGNORE NULLS) OVER w AS next_status_at,
+       -- another event of the ticket at the same instant comes before it (data_warnings looks only there)
+       lag(occurred_at) OVER w = occurred_at AS same_instant
 FROM (
-    SELECT e.ticket_id, e.occurred_at, e.kind, e.actor, e.value, e.line,
+    SELECT i.tid, e.occurred_at, e.kind, e.actor, e.value,
            CASE e.kind WHEN 'reply' THEN 1 WHEN 'severity' THEN 2 ELSE 3 END AS kind_rank,
            CASE e.kind WHEN 'severity' THEN -CAST(e.value AS INTEGER) WHEN 'status' THEN sr.rank ELSE 0 END AS value_rank
     FROM ticket_events e JOIN _incidents i USING (ticket_id)
     LEFT JOIN status_rank sr ON e.kind = 'status' AND sr.status = e.value, run_params p
     WHERE e.occurred_at <= p.as_of
-);
+)
+WINDOW w AS (PARTITION BY tid ORDER BY occurred_at, kind_rank, value_rank, actor NULLS FIRST, value NULLS FIRST);
 
 -- Tickets whose figures rest on that tie-break: two different status values, or two different
 -- severities, at one instant (data-contract.md, data_warnings). Rebuilt with incident_sla.
 CREATE OR REPLACE TABLE data_warnings AS
 WITH conflicts AS (
-    SELECT ticket_id, occurred_at, kind, list(value ORDER BY value_rank) AS vals
-    FROM (SELECT DISTINCT ticket_id, occurred_at, kind, value, value_rank FROM _events
-          WHERE kind IN ('status', 'severity'))
-    GROUP BY ticket_id, occurred_at, kind
+    SELECT tid, occurred_at, kind, list(value ORDER BY value_rank) AS vals
+    FROM (SELECT DISTINCT tid, occurred_at, kind, value, value_rank FROM _events
+          WHERE kind IN ('status', 'severity')
+            AND (tid, occurred_at) IN (SELECT (tid, occurred_at) FROM _events WHERE same_instant))
+    GROUP BY tid, occurred_at, kind
     HAVING count(*) > 1
 ), shown AS (
-    SELECT *, list_transform(vals, lambda v: chr(39) || v || chr(39)) AS quoted,
+    SELECT i.ticket_id, c.*, list_transform(vals, lambda v: chr(39) || v || chr(39)) AS quoted,
            CAST(epoch(timezone(getvariable('tz'), occurred_at)) - epoch(occurred_at) AS BIGINT) AS offset_s
-    FROM conflicts
+    FROM conflicts c JOIN _incidents i USING (tid)
 )
 SELECT ticket_id,
        kind || ' changes '
@@ -120,87 +133,75 @@ SELECT ticket_id,
 FROM shown
 ORDER BY ticket_id, occurred_at, kind;
 
--- Status changes with the status they leave.
-CREATE OR REPLACE TEMP TABLE _status AS
-SELECT ticket_id, occurred_at, seq, value AS status,
-       lag(value, 1, getvariable('initial_status')) OVER (PARTITION BY ticket_id ORDER BY seq) AS previous_status
-FROM _events WHERE kind = 'status';
-
--- Per incident: first agent reply, first resolved status, latest status, resolution instant.
+-- Per incident: first agent reply, first resolved status, latest status, first status change, and the
+-- resolution instant (the last entry into a resolved status from a non-resolved one).
 CREATE OR REPLACE TEMP TABLE _milestones AS
-SELECT i.ticket_id,
-       min(e.occurred_at) FILTER (WHERE e.kind = 'reply' AND e.actor = 'agent') AS first_agent_reply_at,
-       min(e.occurred_at) FILTER (WHERE e.kind = 'status' AND list_contains(getvariable('resolved'), e.value)) AS first_resolved_at,
-       coalesce(arg_max(e.value, e.seq) FILTER (WHERE e.kind = 'status'), getvariable('initial_status')) AS current_status
-FROM _incidents i LEFT JOIN _events e USING (ticket_id)
-GROUP BY i.ticket_id;
-
-CREATE OR REPLACE TEMP TABLE _resolution AS
-SELECT ticket_id, max(occurred_at) AS resolved_at
-FROM _status
-WHERE list_contains(getvariable('resolved'), status) AND NOT list_contains(getvariable('resolved'), previous_status)
-GROUP BY ticket_id;
+SELECT tid,
+       min(occurred_at) FILTER (WHERE agent_reply) AS first_agent_reply_at,
+       min(occurred_at) FILTER (WHERE kind = 'status' AND list_contains(getvariable('resolved'), value)) AS first_resolved_at,
+       arg_max(value, seq) FILTER (WHERE kind = 'status') AS current_status,
+       min(occurred_at) FILTER (WHERE kind = 'status') AS first_status_at,
+       max(occurred_at) FILTER (WHERE kind = 'status' AND list_contains(getvariable('resolved'), value)
+           AND NOT list_contains(getvariable('resolved'), coalesce(previous_status, getvariable('initial_status')))) AS resolved_at
+FROM _events
+GROUP BY tid;
 
 CREATE OR REPLACE TEMP TABLE _stops AS
-SELECT i.*, m.current_status,
+SELECT i.*, coalesce(m.current_status, getvariable('initial_status')) AS current_status,
        least(m.first_agent_reply_at, m.first_resolved_at) AS first_response_at,
-       CASE WHEN list_contains(getvariable('resolved'), m.current_status) THEN r.resolved_at END AS resolved_at
-FROM _incidents i JOIN _milestones m USING (ticket_id) LEFT JOIN _resolution r USING (ticket_id);
+       CASE WHEN list_contains(getvariable('resolved'), coalesce(m.current_status, getvariable('initial_status')))
+            THEN m.resolved_at END AS resolved_at,
+       m.first_status_at
+FROM _incidents i LEFT JOIN _milestones m USING (tid);
 
 -- Clock segments: from creation through every status change to the resolution (or cut-off).
-CREATE OR REPLACE TEMP TABLE _segments AS
-WITH boundaries AS (
-    SELECT ticket_id, created_at AS seg_start, 0 AS seq, getvariable('initial_status') AS status FROM _stops
-    UNION ALL
-    SELECT ticket_id, occurred_at, seq, status FROM _status
-), ordered AS (
-    SELECT b.ticket_id, b.seq, b.status, b.seg_start,
-           lead(b.seg_start) OVER (PARTITION BY b.ticket_id ORDER BY b.seq) AS next_start
-    FROM boundaries b
-)
-SELECT o.ticket_id, o.seq, o.status,
-       CASE WHEN list_contains(getvariable('resolved'), o.status) THEN 'stopped'
-            WHEN list_contains(getvariable('pause'), o.status) THEN 'paused'
-            ELSE 'running' END AS state,
-       o.seg_start AS start_at,
-       least(coalesce(o.next_start, s.resolved_at, p.as_of), coalesce(s.resolved_at, p.as_of)) AS end_at
-FROM ordered o JOIN _stops s USING (ticket_id), run_params p
-WHERE o.seg_start < coalesce(s.resolved_at, p.as_of)
-   OR (o.seq = 0 AND o.seg_start = coalesce(s.resolved_at, p.as_of));
-
 -- Business clock of an instant e (seconds since the calendar's start): the row of e's bucket in
 -- business_clock_buckets (an equi-join; see sla/calendar.py ClockBuckets), then
 -- cum_before + clamp(e - open_epoch, 0, business_seconds).
-CREATE OR REPLACE TABLE incident_clock_segments AS
-SELECT s.ticket_id, s.seq, s.status, s.state, s.start_at, s.end_at,
+CREATE OR REPLACE TEMP TABLE _segments AS
+WITH boundaries AS (
+    SELECT tid, 0 AS seq, getvariable('initial_status') AS status, created_at AS seg_start, first_status_at AS next_start
+    FROM _stops
+    UNION ALL
+    SELECT tid, seq, value, occurred_at, next_status_at FROM _events WHERE kind = 'status'
+), cut AS (
+    SELECT s.ticket_id, b.tid, b.seq, b.status, b.seg_start AS start_at,
+           least(coalesce(b.next_start, s.resolved_at, p.as_of), coalesce(s.resolved_at, p.as_of)) AS end_at
+    FROM boundaries b JOIN _stops s USING (tid), run_params p
+    WHERE b.seg_start < coalesce(s.resolved_at, p.as_of)
+       OR (b.seq = 0 AND b.seg_start = coalesce(s.resolved_at, p.as_of))
+)
+SELECT s.*,
+       CASE WHEN list_contains(getvariable('resolved'), s.status) THEN 'stopped'
+            WHEN list_contains(getvariable('pause'), s.status) THEN 'paused'
+            ELSE 'running' END AS state,
        greatest((ke.cum_before + least(greatest(s.e1 - ke.open_epoch, 0), ke.business_seconds))
               - (ks.cum_before + least(greatest(s.e0 - ks.open_epoch, 0), ks.business_seconds)), 0) AS business_seconds
-FROM (SELECT *, epoch(start_at)::BIGINT AS e0, epoch(end_at)::BIGINT AS e1 FROM _segments) s
+FROM (SELECT *, epoch(start_at)::BIGINT AS e0, epoch(end_at)::BIGINT AS e1 FROM cut) s
 JOIN business_clock_buckets ks ON ks.k = least(greatest(s.e0 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
-JOIN business_clock_buckets ke ON ke.k = least(greatest(s.e1 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
-ORDER BY s.ticket_id, s.seq;
+JOIN business_clock_buckets ke ON ke.k = least(greatest(s.e1 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'));
+
+CREATE OR REPLACE TABLE incident_clock_segments AS
+SELECT ticket_id, seq, status, state, start_at, end_at, business_seconds FROM _segments;
 
 CREATE OR REPLACE TEMP TABLE _durations AS
-SELECT ticket_id,
+SELECT tid,
        coalesce(sum(business_seconds) FILTER (WHERE state = 'running'), 0) AS running_seconds,
        coalesce(sum(business_seconds) FILTER (WHERE state = 'paused'), 0) AS paused_seconds
-FROM incident_clock_segments GROUP BY ticket_id;
+FROM _segments GROUP BY tid;
 
 -- Severity in effect at an instant: last severity event at or before it (the most severe of
--- one instant, by the event order above).
+-- one instant, by the event order above). Only incidents with a severity change have a row.
 CREATE OR REPLACE TEMP TABLE _severity_changes AS
-SELECT ticket_id, occurred_at, CAST(arg_max(value, seq) AS INTEGER) AS severity
-FROM _events WHERE kind = 'severity' GROUP BY ticket_id, occurred_at;
+SELECT tid, occurred_at, CAST(arg_max(value, seq) AS INTEGER) AS severity
+FROM _events WHERE kind = 'severity' GROUP BY tid, occurred_at;
 
-CREATE OR REPLACE TEMP TABLE _fr_severity AS
-SELECT s.ticket_id, coalesce(c.severity, s.created_severity) AS severity
-FROM (SELECT _stops.*, coalesce(first_response_at, p.as_of) AS at FROM _stops, run_params p) s
-ASOF LEFT JOIN _severity_changes c ON s.ticket_id = c.ticket_id AND s.at >= c.occurred_at;
-
-CREATE OR REPLACE TEMP TABLE _res_severity AS
-SELECT s.ticket_id, coalesce(c.severity, s.created_severity) AS severity
-FROM (SELECT _stops.*, coalesce(resolved_at, p.as_of) AS at FROM _stops, run_params p) s
-ASOF LEFT JOIN _severity_changes c ON s.ticket_id = c.ticket_id AND s.at >= c.occurred_at;
+CREATE OR REPLACE TEMP TABLE _severities AS
+SELECT s.tid,
+       arg_max(c.severity, c.occurred_at) FILTER (WHERE c.occurred_at <= coalesce(s.first_response_at, p.as_of)) AS fr_severity,
+       arg_max(c.severity, c.occurred_at) FILTER (WHERE c.occurred_at <= coalesce(s.resolved_at, p.as_of)) AS res_severity
+FROM _severity_changes c JOIN _stops s USING (tid), run_params p
+GROUP BY s.tid;
 
 -- Tier: the contract in force on the local date of creation. Quota (sla-semantics.md section 4):
 -- a customer's incidents of a local month are ranked per tier (creation time, then ticket id), so a
@@ -228,7 +229,9 @@ SELECT s.*, r.tier, r.terms, r.quota_rank
 FROM _stops s JOIN _ranked r USING (ticket_id);
 
 CREATE OR REPLACE TEMP TABLE _measured AS
-SELECT t.* EXCLUDE (fr_e), fs.severity AS first_response_severity, rs.severity AS resolution_severity,
+SELECT t.* EXCLUDE (fr_e, fr_severity, res_severity),
+       coalesce(t.fr_severity, t.created_severity) AS first_response_severity,
+       coalesce(t.res_severity, t.created_severity) AS resolution_severity,
        ft.first_response_seconds AS first_response_target_seconds,
        rt.resolution_seconds AS resolution_target_seconds,
        tier_q.monthly_incident_quota AS quota,
@@ -237,21 +240,19 @@ SELECT t.* EXCLUDE (fr_e), fs.severity AS first_response_severity, rs.severity A
        END AS first_response_business_seconds,
        greatest(ca.clock - t.created_clock, 0) AS elapsed_business_seconds,
        d.running_seconds, d.paused_seconds
-FROM (SELECT t.*, epoch(t.first_response_at)::BIGINT AS fr_e,
+FROM (SELECT t.*, sv.fr_severity, sv.res_severity, epoch(t.first_response_at)::BIGINT AS fr_e,
              cf.cum_before + least(greatest(epoch(t.created_at)::BIGINT - cf.open_epoch, 0), cf.business_seconds)
                  AS created_clock
-      FROM _tiered t JOIN business_clock_buckets cf ON cf.k = least(greatest(epoch(t.created_at)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) t
-JOIN _fr_severity fs USING (ticket_id)
-JOIN _res_severity rs USING (ticket_id)
-JOIN _durations d USING (ticket_id)
+      FROM _tiered t LEFT JOIN _severities sv USING (tid) JOIN business_clock_buckets cf ON cf.k = least(greatest(epoch(t.created_at)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) t
+JOIN _durations d USING (tid)
 LEFT JOIN business_clock_buckets cr ON cr.k = least(greatest(t.fr_e - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
 CROSS JOIN (SELECT c.cum_before + least(greatest(epoch(p.as_of)::BIGINT - c.open_epoch, 0), c.business_seconds) AS clock
             FROM run_params p JOIN business_clock_buckets c ON c.k = least(greatest(epoch(p.as_of)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) ca
 -- Targets and quota (sla-semantics.md section 6): the policy version in force on the local date of
 -- creation, under the contract's term set (NULL = the tier's standard terms).
-LEFT JOIN sla_targets_versioned ft ON ft.tier = t.tier AND ft.severity = fs.severity
+LEFT JOIN sla_targets_versioned ft ON ft.tier = t.tier AND ft.severity = coalesce(t.fr_severity, t.created_severity)
       AND ft.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN ft.valid_from AND ft.valid_to
-LEFT JOIN sla_targets_versioned rt ON rt.tier = t.tier AND rt.severity = rs.severity
+LEFT JOIN sla_targets_versioned rt ON rt.tier = t.tier AND rt.severity = coalesce(t.res_severity, t.created_severity)
       AND rt.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN rt.valid_from AND rt.valid_to
 LEFT JOIN sla_tiers_versioned tier_q ON tier_q.tier = t.tier
       AND tier_q.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN tier_q.valid_from AND tier_q.valid_to;
@@ -275,10 +276,10 @@ ORDER BY ticket_id, metric;
 -- Due instant: inverse lookup, the day whose cumulative business time first reaches the goal
 -- (cum_before < goal <= cum_end): row (goal - 1) // getvariable('due_bucket') of business_due_buckets.
 CREATE OR REPLACE TEMP TABLE _fr_due AS
-SELECT m.ticket_id,
+SELECT m.tid,
        CASE WHEN m.first_response_target_seconds = 0 THEN m.created_at
             ELSE to_timestamp(c.open_epoch + (m.created_clock + m.first_response_target_seconds - c.cum_before)) END AS due_at
-FROM (SELECT ticket_id, created_at, created_clock, first_response_target_seconds,
+FROM (SELECT tid, created_at, created_clock, first_response_target_seconds,
              created_clock + first_response_target_seconds AS goal
       FROM _measured WHERE first_response_target_seconds IS NOT NULL) m
 LEFT JOIN business_due_buckets c ON c.q = (m.goal - 1) // getvariable('due_bucket');
@@ -322,8 +323,8 @@ SELECT m.ticket_id,
        xf.reason AS first_response_exclusion_reason,
        xr.reason AS resolution_exclusion_reason,
        p.as_of
-FROM _measured m LEFT JOIN _fr_due fd USING (ticket_id)
+FROM _measured m LEFT JOIN _fr_due fd USING (tid)
 LEFT JOIN incident_exclusions xf ON xf.ticket_id = m.ticket_id AND xf.metric = 'first_response'
 LEFT JOIN incident_exclusions xr ON xr.ticket_id = m.ticket_id AND xr.metric = 'resolution'
 CROSS JOIN run_params p
-ORDER BY m.created_at, m.ticket_id;
+ORDER BY m.tid;
