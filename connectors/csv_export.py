@@ -424,11 +424,24 @@ def rejected_rows_sql(con: duckdb.DuckDBPyConnection, stg: str, rejected: str) -
     # to the line before the next record's start (`_units_stg_<stg>`, kept when a record spans lines,
     # ends with the line after the file's last) or, with every line a record, is its one line
     # (row_number() OVER () in a single-threaded scan: no table, so no rowid inside the transaction)
-    lines = _physical_lines(_sql_str(fast[0][0]), store_rejects=False)
+    path = fast[0][0]
     spans = (f"SELECT s.line, s.reason, (SELECT CAST(min(u.line_no) AS BIGINT) FROM _units_{stg} u "
              f"WHERE u.line_no > s.line) AS next_line FROM {rejected} s"
              if scalar(con, f"SELECT count(*) > 0 FROM _units_{stg}") else
              f"SELECT line, reason, line + 1 AS next_line FROM {rejected}")
+    # the lines' text from the bytes (numpy finds their offsets; DuckDB's line reader took ~2 s per
+    # GB for a handful of lines), as DuckDB's line reader gives it: an empty line is NULL and drops
+    # out of the record's text
+    spans_rows = con.execute(f"SELECT line, next_line FROM ({spans})").fetchall()
+    texts = read_lines(Path(path), sorted({n for line, end in spans_rows for n in range(line, end)}))
+    if texts is not None:
+        raws = [(line, "\n".join(t for t in (texts.get(n) for n in range(line, end)) if t) or None)
+                for line, end in spans_rows]
+        raw_table = pa.table({"line": pa.array([r[0] for r in raws], pa.int64()),  # noqa: F841 - read by name
+                              "raw": pa.array([r[1] for r in raws], pa.string())})
+        con.execute("CREATE OR REPLACE TEMP TABLE _rejected_raw AS SELECT * FROM raw_table")
+        return f"SELECT s.line, s.reason, r.raw FROM {rejected} s LEFT JOIN _rejected_raw r USING (line)"
+    lines = _physical_lines(_sql_str(path), store_rejects=False)
     return f"""
         WITH spans AS ({spans}),
         wanted AS (
@@ -439,6 +452,51 @@ def rejected_rows_sql(con: duckdb.DuckDBPyConnection, stg: str, rejected: str) -
         SELECT s.line, s.reason, (SELECT string_agg(l.text, chr(10) ORDER BY l.line_no) FROM wanted l
                                   WHERE l.line_no >= s.line AND l.line_no < s.next_line) AS raw
         FROM spans s"""
+
+
+def read_lines(path: Path, wanted: list[int], chunk: int = 1 << 24) -> dict[int, str] | None:
+    """Text of the physical lines `wanted` (sorted line numbers, 1 = the first), without the line end;
+    "" for an empty one. Only for files `scan_lines` accepted (LF or CRLF ends, no lone CR). None if
+    a line is not UTF-8 (the caller then asks DuckDB)."""
+    out: dict[int, str] = {}
+    if not wanted:
+        return out
+    want = np.asarray(wanted, dtype=np.int64)
+    want_set = set(wanted)
+    last = int(want[-1])
+    line = 1  # the line that starts at `start`
+    start = 0  # absolute offset of the current line's first byte
+    offset = 0
+    pending = b""  # bytes of a wanted line that runs into the next chunk
+    buf = bytearray(chunk)
+    with path.open("rb", buffering=0) as fh:
+        while line <= last:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            a = np.frombuffer(buf, dtype=np.uint8, count=n)
+            nl = np.flatnonzero(a == 10)
+            # lines ending in this chunk: line + i ends at nl[i]
+            ends = line + np.arange(len(nl))
+            for i in np.flatnonzero(np.isin(ends, want)):
+                s0 = start - offset if i == 0 else int(nl[i - 1]) + 1
+                piece = (pending if i == 0 else b"") + bytes(a[max(s0, 0):int(nl[i])])
+                out[int(ends[i])] = piece
+            if line + len(nl) in want_set:  # the line after the chunk's last newline is wanted: keep its bytes
+                s0 = int(nl[-1]) + 1 if len(nl) else max(start - offset, 0)
+                pending = (pending if not len(nl) else b"") + bytes(a[s0:n])
+            else:
+                pending = b""
+            if len(nl):
+                start = offset + int(nl[-1]) + 1
+            line += len(nl)
+            offset += n
+    if pending and line in want_set:
+        out[line] = pending  # the last line, without a line end
+    try:
+        return {k: v.removesuffix(b"\r").decode("utf-8") for k, v in out.items()}
+    except UnicodeDecodeError:
+        return None
 
 
 def stage_export(con: duckdb.DuckDBPyConnection, export_dir: str | Path, *, fast_path: bool = True) -> dict[str, int]:

@@ -203,9 +203,8 @@ def test_fuzzed_files_give_the_same_result_on_both_paths(tmp_path_factory, rows,
     (fast, numbering), (general, _) = result(folder), result(folder, fast_path=False)
     assert fast == general
     event(f"tickets.csv: {numbering['tickets'] if numbering else 'error'}")
-    mixed = crlf and any("\n" in c for r in rows for c in r)  # CRLF records, an LF inside a field
-    if numbering is not None and not mixed and not any("\r" in c for r in rows for c in r) \
-            and all(len(r) == 6 for r in rows):
+    mixed_ends = any("\r" in c or (crlf and "\n" in c) for r in rows for c in r)
+    if numbering is not None and not mixed_ends and all(len(r) == 6 for r in rows):
         # records of the right width, line ends of one kind: the fast path (a record with the wrong
         # number of fields usually sends the file to the general path, but DuckDB reads a line of
         # seven empty fields as six, so the fuzzer cannot tell which)
