@@ -230,20 +230,48 @@ def simplify_svg(svg: str) -> str:
 
     plotly.js leaves about 60 empty layer groups, empty axis-line paths and a zero-size legend
     scrollbar in every figure, and `class` / `data-*` attributes that nothing reads (the SVG has
-    no stylesheet). WeasyPrint parses, cascades and "draws" every node, so they go. Attributes are
+    no stylesheet). WeasyPrint parses, cascades and "draws" every node, so they go; inline styles
+    become attributes (`_style_declarations`). Attributes are
     sorted: with the kaleido page kept loaded between figures, plotly.js sets some of them in
     another order when it has measured a text before (same values), and the PDF must not
     depend on what was drawn earlier.
     """
     root = ET.fromstring(svg)
     for el in root.iter():
-        items = sorted((k, v) for k, v in el.attrib.items()
-                       if k != "class" and not k.startswith("data-")
-                       and not (k == "style" and not v.strip()))
+        attrib = {k: v for k, v in el.attrib.items()
+                  if k not in ("class", "style") and not k.startswith("data-")}
+        attrib.update(_style_declarations(el.get("style", "")))
         el.attrib.clear()
-        el.attrib.update(items)
+        el.attrib.update(sorted(attrib.items()))
     _prune(root)
     return ET.tostring(root, encoding="unicode")
+
+
+_QUOTED_SEMICOLON = re.compile(r"""(['"])[^'"]*;[^'"]*\1""")
+
+
+def _style_declarations(style: str) -> dict[str, str]:
+    """plotly.js's `style="fill: rgb(...); font-size: 9px"` as attributes {fill: ..., ...}.
+
+    WeasyPrint's SVG renderer turns every declaration of a style attribute into an attribute
+    of the same name, overriding one that is there (weasyprint.svg.Node.cascade), after
+    parsing the style with tinycss2 for every node of every PDF; written as attributes, the
+    SVG draws the same and that parse is gone. A style this simple reader cannot split safely
+    (a quoted semicolon, !important, a vendor prefix) is kept as it is."""
+    if not style.strip():
+        return {}
+    if "!" in style or _QUOTED_SEMICOLON.search(style):
+        return {"style": style}
+    out = {}
+    for declaration in style.split(";"):
+        name, colon, value = declaration.partition(":")
+        name = name.strip().lower()
+        if not declaration.strip():
+            continue
+        if not colon or not name or name.startswith("-"):
+            return {"style": style}
+        out[name] = value.strip()
+    return out
 
 
 def _month_labels(trend: Sequence[TrendPoint], lang: str) -> list[str]:

@@ -525,8 +525,13 @@ def test_simplified_svg_keeps_what_is_drawn():
     assert svg == ('<svg xmlns="http://www.w3.org/2000/svg" height="10" width="10">'
                    '<defs id="defs-trend"><g><clipPath id="cliptrendxy"><rect height="5" '
                    'width="5" /></clipPath></g></defs><path clip-path="url(#cliptrendxy)" '
-                   'd="M0,0h5" style="stroke: red;" /><g transform="translate(1,1)">'
+                   'd="M0,0h5" stroke="red" /><g transform="translate(1,1)">'
                    '<text x="1" y="2">A</text></g></svg>')
+    # inline styles become attributes; one that cannot be split safely stays a style
+    assert charts._style_declarations("fill: rgb(1, 2, 3); font-family: 'A', sans-serif") == {  # noqa: SLF001
+        "fill": "rgb(1, 2, 3)", "font-family": "'A', sans-serif"}
+    for kept in ("fill: red !important", "font-family: 'a;b'", "-webkit-x: 1", "nonsense"):
+        assert charts._style_declarations(kept) == {"style": kept}  # noqa: SLF001
 
 
 def test_report_css_is_parsed_once_per_process_through_the_confined_fetcher():
