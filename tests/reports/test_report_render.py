@@ -568,3 +568,22 @@ def test_nine_character_ticket_ids_do_not_wrap():
     with __import__("pdfplumber").open(io.BytesIO(pdf)) as doc:
         words = {w["text"] for page in doc.pages for w in page.extract_words()}
     assert set(ids.values()) <= words, sorted(set(ids.values()) - words)
+
+
+def test_customer_report_uses_the_lean_user_agent_stylesheet(monkeypatch):
+    """Issue 18: WeasyPrint's UA stylesheet gives every element six pseudo-element styles for
+    list markers and footnotes; the customer report (no lists, no footnotes) drops those rules
+    and must come out byte for byte as with the stock stylesheet."""
+    from weasyprint.html import UA
+
+    lean = render.lean_ua_css(UA)
+    assert lean is not None, "WeasyPrint's UA stylesheet changed: update render.lean_ua_css"
+    assert "li::marker" in lean and "::footnote-call" not in lean
+    css = render.REPORT_CSS.read_text()
+    assert "footnote" not in css and "list-item" not in css
+    assert render._lean_ua_stylesheet() is not None  # noqa: SLF001
+    html = render_customer_html(sample_report("de"))
+    vm = sample_report("de")
+    lean_pdf = html_to_pdf(html, created=vm.cutoff, report_css=True)
+    monkeypatch.setattr(render, "_lean_ua_stylesheet", lambda: None)
+    assert html_to_pdf(html, created=vm.cutoff, report_css=True) == lean_pdf
