@@ -87,9 +87,7 @@ def run_fanout(work: Path, args) -> dict:
     from pipelines.definitions import customer_reports_fanout
 
     max_concurrent = args.max_concurrent or os.cpu_count() or 1
-    execution = {"max_concurrent": max_concurrent}
-    if args.start_method != "default":
-        execution["start_method"] = {args.start_method: {}}
+    execution = {"max_concurrent": max_concurrent, "start_method": {args.start_method: {}}}
     instance = dg.DagsterInstance.get()
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -150,6 +148,7 @@ def run_in_process(work: Path) -> dict:
     (event,) = result.get_asset_materialization_events()
     meta = event.event_specific_data.materialization.metadata
     return {"wall_s": round(wall, 1), "cpu_s_process_tree": round(cpu, 1), "peak_memory_mib": round(sampler.peak_kib / 1024),
+            "metadata": {k: (v.value if isinstance(v.value, (int, float)) else str(v.value)) for k, v in meta.items()},
             "rendered": meta["rendered"].value,
             "batches": meta["batches"].value, "load_avg_1min_before": round(load_before, 2),
             "load_avg_1min_after": round(os.getloadavg()[0], 2)}
@@ -163,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--max-concurrent", type=int, default=0, help="step processes at once (default: cores)")
     ap.add_argument("--batch-size", type=int, default=0, help="reports per batch (default: automatic)")
-    ap.add_argument("--start-method", choices=["default", "spawn", "forkserver"], default="default",
-                    help="how the executor starts step processes (default: the job's default)")
+    ap.add_argument("--start-method", choices=["spawn", "forkserver"], default="forkserver",
+                    help="how the executor starts step processes (default: forkserver, the job's default; "
+                    "run config that sets `execution` replaces the job's default, so it is always named)")
     ap.add_argument("--compare-in-process", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
     ap.add_argument("--tag", default="")
