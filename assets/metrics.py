@@ -12,14 +12,18 @@ from sla.steps import compute_metrics, compute_month, month_slice_counts
           description="One row per incident as of the data's cut-off (data-contract.md B), plus the "
           "clock segments that explain each figure (`incident_clock_segments`), the tickets whose figures "
           "rest on a tie-break (`data_warnings`) and the monthly tables of every month (`monthly_sla`, "
-          "`monthly_quota`), all as of that cut-off.")
+          "`monthly_quota`), all as of that cut-off. Incremental: only incidents whose history changed "
+          "since the last computation (or that depend on the cut-off) are recomputed, unless the "
+          "settings resource's `full_recompute` is set or a global input (policy, calendar) changed.")
 def incident_sla(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                  settings: SlaSettings) -> dg.MaterializeResult:
     as_of = settings.cutoff()
     with warehouse.connect() as con:
-        n = compute_metrics(con, settings.policy(), as_of)
-    context.log.info(f"incident_sla: {n} incidents as of {as_of.isoformat()}")
-    return dg.MaterializeResult(metadata={"incidents": n, "as_of": as_of.isoformat()})
+        run = compute_metrics(con, settings.policy(), as_of, full=settings.full_recompute)
+    context.log.info(f"incident_sla as of {as_of.isoformat()}: {run.describe()}")
+    return dg.MaterializeResult(metadata={"incidents": run.incidents, "as_of": as_of.isoformat(),
+                                          "mode": run.mode, "recomputed": run.recomputed,
+                                          "full because": run.reason})
 
 
 @dg.asset(group_name="metrics", deps=[incident_sla], partitions_def=monthly_partitions,

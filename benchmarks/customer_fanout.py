@@ -16,7 +16,7 @@ and how much of the render steps was start-up (their durations minus the time sp
 With `--compare-in-process`, the same month is rendered again in process (`sla run`'s way: one
 batch, a process pool over every core) and the PDFs are compared byte for byte. The 1-minute load
 average is recorded before and after: the machine is shared. Results:
-benchmarks/results/customer_fanout<tag>.json (section 7 of benchmarks/README.md).
+benchmarks/results/customer_fanout<tag>.json (section 8 of benchmarks/README.md).
 
 Target (issue 18): 5,000 customer PDFs in under 15 minutes with the multiprocess executor on 2 cores.
 """

@@ -2,6 +2,7 @@
 
     python benchmarks/customer_pdfs.py [--customers 1000] [--months 12] [--cores 2]
                                         [--workers N] [--out DIR] [--json PATH]
+    python benchmarks/customer_pdfs.py --cpu-per-pdf [--runs 5] [--code DIR] [--json PATH]
 
 Builds a seeded demo export (customers x months of history, so every report has a full
 12-month trend), runs the domain pipeline into a fresh DuckDB file, builds the view models
@@ -19,6 +20,16 @@ sampled every 0.2 s from /proc, with the CPU seconds of the whole tree split int
 the workers), and the 1-minute load average sampled every second during the run (other
 work on the machine slows the wall time, not the CPU seconds). The process is pinned to
 `--cores` CPUs (sched_setaffinity, inherited by the workers and chromium). Results go to benchmarks/results/customer_pdfs.json.
+
+`--cpu-per-pdf` (issue 18) measures CPU seconds per PDF instead, on a load-independent basis:
+the same export, 12 customers at fixed quantiles of report size (incidents + carried over +
+explanations: the smallest, the 10th ... 90th percentile, the 97th and the largest), each
+rendered `--runs` times in this one process pinned to one CPU, after a warm-up, exactly as a
+batch worker renders (`reports.batch.render_pdf_timed`); per PDF its process CPU seconds and
+its chromium's (from /proc), median per customer over the runs. `--code DIR` imports
+`reports` and `sla` from another checkout (e.g. `git worktree add /tmp/before <commit>`), so
+the same script measures before and after on the same customers; run both at once on two
+CPUs (`--cpu N`) to expose them to the same machine load.
 """
 
 from __future__ import annotations
@@ -161,7 +172,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="render processes (default: cores)")
     ap.add_argument("--out", type=Path, default=None, help="PDF folder (default: a temporary one)")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "customer_pdfs.json")
+    ap.add_argument("--cpu-per-pdf", action="store_true",
+                    help="CPU seconds per PDF for 12 sample customers (see the docstring)")
+    ap.add_argument("--runs", type=int, default=5, help="--cpu-per-pdf: renders per customer")
+    ap.add_argument("--cpu", type=int, default=None, help="--cpu-per-pdf: the CPU to pin to")
+    ap.add_argument("--code", type=Path, default=None,
+                    help="--cpu-per-pdf: import reports/sla from this checkout")
     args = ap.parse_args(argv)
+    if args.cpu_per_pdf:
+        return cpu_per_pdf(args)
 
     available = sorted(os.sched_getaffinity(0))
     cores = available[: args.cores]
@@ -270,6 +289,95 @@ def main(argv: list[str] | None = None) -> int:
             "target_total_s": 600,
             "meets_target": total_s < 600,
         }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _pages(pdf: bytes) -> int | None:
+    try:
+        import io
+
+        from pypdf import PdfReader
+        return len(PdfReader(io.BytesIO(pdf)).pages)
+    except Exception:  # noqa: BLE001 - pypdf is a test extra
+        return None
+
+
+def cpu_per_pdf(args) -> int:
+    if args.code:
+        sys.path.insert(0, str(args.code.resolve()))
+    cpu = args.cpu if args.cpu is not None else sorted(os.sched_getaffinity(0))[-1]
+    os.sched_setaffinity(0, [cpu])  # chromium inherits it
+
+    from connectors.csv_export import CsvExportSource
+    from connectors.demo_export import write_demo_export
+    from reports import batch, charts, render
+    from sla import warehouse
+    from sla.months import last_complete_month
+    from sla.policy import load_policy
+    from sla.report_data.customer import build_customer_reports
+    from sla.steps import compute_metrics, compute_month, import_source
+
+    as_of = dt.datetime(2026, 4, 1, 6, 0, tzinfo=dt.timezone.utc)
+    policy = load_policy()
+    month = last_complete_month(as_of, policy.calendar.tz)
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-per-pdf-") as tmp:
+        tmp = Path(tmp)
+        write_demo_export(tmp / "export", customers=args.customers, months=args.months,
+                          as_of=as_of)
+        con = warehouse.connect(tmp / "warehouse.duckdb")
+        import_source(con, CsvExportSource(tmp / "export"), policy)
+        compute_metrics(con, policy, as_of)
+        compute_month(con, month)
+        reports = build_customer_reports(con, policy, month)
+        con.close()
+
+    def size(vm):
+        return len(vm.incidents) + len(vm.carried_over) + len(vm.explanations)
+
+    ordered = sorted(reports, key=lambda vm: (size(vm), vm.customer.id))
+    quantiles = (0, .1, .2, .3, .4, .5, .6, .7, .8, .9, .97, 1)
+    picks = [ordered[int(q * (len(ordered) - 1))] for q in quantiles]
+    charts._ensure_server()  # noqa: SLF001 - as a batch worker's initializer does
+    render.report_style()
+    for vm in picks[:3]:
+        batch.render_pdf_timed(vm)
+    load_before = os.getloadavg()[0]
+    runs: dict[str, list] = {vm.customer.id: [] for vm in picks}
+    pages: dict[str, int] = {}
+    for k in range(args.runs):
+        for vm in picks:
+            cpu0, chromium0 = time.process_time(), batch.children_cpu_s()
+            pdf, *_ = batch.render_pdf_timed(vm)
+            cpu1, chromium1 = time.process_time(), batch.children_cpu_s()
+            runs[vm.customer.id].append((cpu1 - cpu0, max(0.0, chromium1 - chromium0)))
+            if k == 0:
+                pages[vm.customer.id] = _pages(pdf)
+    per = {}
+    for vm in picks:
+        r = runs[vm.customer.id]
+        per[vm.customer.id] = {
+            "report_size": size(vm), "pages": pages[vm.customer.id],
+            "worker_cpu_s": round(statistics.median(x[0] for x in r), 3),
+            "chromium_cpu_s": round(statistics.median(x[1] for x in r), 3),
+            "total_cpu_s": round(statistics.median(x[0] + x[1] for x in r), 3),
+        }
+    totals = [d["total_cpu_s"] for d in per.values()]
+    result = {
+        "benchmark": "customer_pdfs --cpu-per-pdf",
+        "date": dt.date.today().isoformat(),
+        "code": str(args.code or ROOT),
+        "cpu": cpu, "runs": args.runs,
+        "customers": per,
+        "median_total_cpu_s": round(statistics.median(totals), 3),
+        "mean_total_cpu_s": round(statistics.fmean(totals), 3),
+        "mean_worker_cpu_s": round(statistics.fmean(d["worker_cpu_s"] for d in per.values()), 3),
+        "mean_chromium_cpu_s": round(statistics.fmean(d["chromium_cpu_s"] for d in per.values()), 3),
+        "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    charts._stop_server()  # noqa: SLF001
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))

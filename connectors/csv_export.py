@@ -10,14 +10,16 @@ is read a second time as physical lines; a line starts a record when the number 
 characters before it is even. DuckDB numbers records the same way (blank lines count, a
 multi-line record counts once), which lets us pair each parsed record with its first line.
 
-Fast path (benchmarks/README.md, F3): one streaming pass over the physical lines first checks
-that every line has an even number of quote characters and none is blank (and that the line
-reader refused none). Then every physical line after the header is exactly one record, in
-order, so record k (0-based) is on line k + 2 and nothing has to be kept or numbered; rejected
-rows are quoted at the end by re-reading only their lines (`rejected_rows_sql`). If the check
-fails, or the CSV reader refuses a record, or the counts disagree, the file is staged by the
-general code above (the fallback), which gives the same result wherever both apply.
-`_csv_line_sources` records, per staged table, the file and which path staged it.
+Fast path (benchmarks/README.md, F3 and issue 18): one pass over the file's bytes (numpy, no
+table) finds the lines that start a record exactly as the general code does: a line starts a
+record when the number of quote characters before it is even. If no line is ended by a lone CR
+and no line that starts a record is blank, data record k (0-based) starts on the (k + 2)-th of
+those lines (record k on line k + 2 when every line starts one), so the records are read once and
+numbered as they stream in, and nothing else is kept: rejected rows are quoted at the end by
+re-reading only their lines (`rejected_rows_sql`). If the check fails, or the CSV reader refuses a
+record, or the counts disagree, the file is staged by the general code above (the fallback), which
+gives the same result wherever both apply. `_csv_line_sources` records, per staged table, the file
+and which path staged it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from sla.db import scalar
 from sla.db import sql_literal as _sql_str
@@ -136,7 +140,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec,
         records = None
         if fast_path:
             try:
-                records = _read_records_fast(con, file, columns, wanted, stg)
+                records = _read_records_fast(con, path, file, columns, wanted, stg)
             except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException):
                 records = None  # the general path reads it again and words any error as always
         fast = records is not None
@@ -152,52 +156,161 @@ def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec,
     return records
 
 
+@dataclass(frozen=True)
+class LineScan:
+    """What `scan_lines` found: the number of physical lines (as DuckDB's line reader counts them)
+    and the lines that start a record, header included (None: every line starts one)."""
+
+    lines: int
+    starts: np.ndarray | None
+
+    @property
+    def records(self) -> int:
+        """Data records the file must hold (the header is the first record)."""
+        return (self.lines if self.starts is None else len(self.starts)) - 1
+
+
+def scan_lines(path: Path, chunk: int = 1 << 24) -> LineScan | None:
+    """Record starts by quote parity, in one pass over the bytes; None if the file needs the general path.
+
+    The general path reads every line as text and sums quote characters in a window over all of
+    them; here numpy finds the newline and quote bytes of each chunk and the quote count before
+    each newline (quotes are one byte in UTF-8 and no other character contains that byte).
+    None unless the line ends are all LF or all CRLF (DuckDB's line reader ends a line at a lone CR,
+    and at both bytes of a CRLF in a file of LF lines: we would count differently), or when a line
+    that starts a record is empty or only a CR (the CSV reader skips it: the general path numbers
+    around it).
+    """
+    quotes = 0  # quote bytes before the current chunk
+    crs = 0  # CR bytes (each one followed by LF)
+    newlines = 0  # newline bytes before the current chunk
+    last_nl = -1  # absolute position of the last newline seen, and whether the line after it starts a record
+    last_starts = True
+    prev_byte = -1
+    starts_parts: list[np.ndarray] = []  # record-start line numbers, once a line has been found that does not start one
+    every_line = True
+    offset = 0
+    buf = bytearray(chunk)
+    with path.open("rb", buffering=0) as fh:
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            a = np.frombuffer(buf, dtype=np.uint8, count=n)
+            if prev_byte == 13 and a[0] != 10:
+                return None  # a lone CR across the chunk boundary
+            cr = np.flatnonzero(a == 13)
+            if len(cr):
+                inner = cr[cr < n - 1]
+                if len(inner) and not np.all(a[inner + 1] == 10):
+                    return None  # a lone CR
+                crs += len(cr)
+            nl = np.flatnonzero(a == 10)
+            q = np.flatnonzero(a == 34)
+            if len(nl):
+                even = (quotes + np.searchsorted(q, nl)) % 2 == 0  # the line after this newline starts a record
+                # empty lines (or a lone "\r" line) right after a newline that starts a record: blank record start
+                pos = np.concatenate(([last_nl], nl + offset))
+                starts_before = np.concatenate(([last_starts], even[:-1]))
+                gap = np.diff(pos)
+                blank = (gap == 1) | ((gap == 2) & (_byte_at(a, offset, pos[:-1] + 1, prev_byte) == 13))
+                if np.any(blank & starts_before):
+                    return None
+                if every_line and not np.all(even):
+                    every_line = False
+                    # lines 1 (header) .. this chunk's first line all started a record
+                    starts_parts.append(np.arange(1, newlines + 2, dtype=np.int64))
+                if not every_line:
+                    starts_parts.append(newlines + 2 + np.flatnonzero(even).astype(np.int64))
+                last_nl, last_starts = int(nl[-1]) + offset, bool(even[-1])
+                newlines += len(nl)
+            quotes += len(q)
+            prev_byte = int(a[-1])
+            offset += n
+    if prev_byte == 13 or crs not in (0, newlines):
+        return None  # the file ends with a lone CR, or has LF and CRLF line ends
+    ends_with_newline = prev_byte == 10
+    lines = newlines + (0 if ends_with_newline else 1)
+    if offset == 0:
+        return None
+    if every_line:
+        return LineScan(lines, None)
+    starts = np.concatenate(starts_parts)
+    if ends_with_newline and len(starts) and starts[-1] == newlines + 1:
+        starts = starts[:-1]  # the position after the final newline is the end of the file, not a line
+    return LineScan(lines, starts)
+
+
+def _byte_at(a: np.ndarray, offset: int, positions: np.ndarray, prev_byte: int) -> np.ndarray:
+    """Bytes at absolute `positions` (each in this chunk, or the last byte of the chunk before)."""
+    rel = positions - offset
+    out = np.full(len(rel), prev_byte, dtype=np.int64)
+    inside = (rel >= 0) & (rel < len(a))
+    out[inside] = a[rel[inside]]
+    out[rel >= len(a)] = -1  # beyond this chunk: only a newline there, never blank-by-CR here
+    return out
+
+
 def _drop_reader_rejects(con) -> None:
     for t in ("_csv_rejects", "_csv_scans", "_line_rejects", "_line_scans"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
-def _read_records_fast(con, file: str, columns: str, wanted: list[str], stg: str) -> int | None:
-    """Stage `stg` when every physical line is one record (F3); None: use the general path.
+def _read_records_fast(con, path: Path, file: str, columns: str, wanted: list[str], stg: str) -> int | None:
+    """Stage `stg` with line numbers from `scan_lines` (F3, issue 18); None: use the general path.
 
-    A line with an odd number of quote characters (a quoted field goes on, or an unbalanced
-    quote), a blank line (the CSV reader skips it but counts it), a line the line reader refuses
-    (invalid UTF-8) or a record the CSV reader refuses all need the general bookkeeping. Without
-    any of them the general path would number the lines 1..n, find every line to start a record,
-    none blank, none malformed, and pair record k with line k + 2: exactly what is staged here.
+    A lone CR, a blank line where a record starts or a record the CSV reader refuses (wrong
+    number of fields, invalid UTF-8, an unterminated quote) need the general bookkeeping. Without
+    them the general path would number the lines, find the same record starts, none blank, none
+    malformed, and pair data record k with the (k + 2)-th start: exactly what is staged here.
     """
     if not scalar(con, "SELECT current_setting('preserve_insertion_order')"):
-        return None  # row_number() OVER () below numbers rows in file order only while order is kept
-    _drop_reader_rejects(con)
-    # quote characters are one byte in UTF-8, so byte lengths count them; blank = only CRs (or nothing)
-    odd, blank, lines = con.execute(
-        f"""
-        SELECT count(*) FILTER (WHERE contains(text, '"') AND (strlen(text) - strlen(replace(text, '"', ''))) % 2 = 1),
-               count(*) FILTER (WHERE text IS NULL OR ltrim(text, chr(13)) = ''),
-               count(*)
-        FROM {_physical_lines(file, store_rejects=True)}
-        """
-    ).fetchall()[0]
-    if odd or blank or scalar(con, "SELECT count(*) FROM _line_rejects"):
+        return None  # the scan below numbers records in file order only while order is kept
+    scan = scan_lines(path)
+    if scan is None:
         return None
-    # row_number() OVER () numbers the single-threaded (parallel = false) scan in file order
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {stg} AS
-        SELECT {", ".join(f'"{c}"' for c in wanted)}, CAST(row_number() OVER () + 1 AS HUGEINT) AS line
-        FROM {_csv_records(file, columns)}
-        """
-    )
-    records = scalar(con, f"SELECT count(*) FROM {stg}")
-    if scalar(con, "SELECT count(*) FROM _csv_rejects") or records != lines - 1:
+    _drop_reader_rejects(con)
+    cols = ", ".join(f'r."{c}"' for c in wanted)
+    if scan.starts is None:
+        # every line is one record: row_number() OVER () numbers the single-threaded scan in file order
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {stg} AS
+            SELECT {cols}, CAST(row_number() OVER () + 1 AS BIGINT) AS line, true AS _record
+            FROM {_csv_records(file, columns)} r
+            """)
+    else:
+        # record k <-> the (k + 2)-th start, side by side with the single-threaded scan (a positional
+        # join pads the shorter side with NULLs: `_record` / `line` tell a count mismatch)
+        record_lines = pa.table({"line": scan.starts[1:]})  # noqa: F841 - read by name in the SQL
+        con.register("_record_lines", record_lines)
+        try:
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE {stg} AS
+                SELECT {cols}, u.line, r._record
+                FROM (SELECT *, true AS _record FROM {_csv_records(file, columns)}) r POSITIONAL JOIN _record_lines u
+                """)
+        finally:
+            con.unregister("_record_lines")
+    records, padded = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE _record IS NULL OR line IS NULL) FROM {stg}").fetchall()[0]
+    if padded or records != scan.records or scalar(con, "SELECT count(*) FROM _csv_rejects"):
         con.execute(f"DROP TABLE {stg}")
         return None
-    # same shapes (and types: `line` is HUGEINT there) as the general path leaves, all empty
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {stg}_malformed (line HUGEINT, reason VARCHAR, raw VARCHAR)")
+    con.execute(f"ALTER TABLE {stg} DROP COLUMN _record")
+    # same shapes as the general path leaves; `_units` holds the record starts and the line after
+    # the last one when a record spans lines (to quote a rejected one whole), else nothing
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {stg}_malformed (line BIGINT, reason VARCHAR, raw VARCHAR)")
     con.execute("CREATE OR REPLACE TEMP TABLE _lines (line_no HUGEINT, text VARCHAR)")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _units (record_no BIGINT, line_no HUGEINT, blank BOOLEAN, next_line_no HUGEINT)"
     )
+    if scan.starts is not None:
+        starts = pa.table({"line_no": np.append(scan.starts, scan.lines + 1)})  # noqa: F841 - read by name in the SQL
+        con.register("_record_starts", starts)
+        try:
+            con.execute("INSERT INTO _units (line_no) SELECT line_no FROM _record_starts")
+        finally:
+            con.unregister("_record_starts")
     return records
 
 
@@ -257,7 +370,7 @@ def _read_records(con, spec: FileSpec, file: str, columns: str, wanted: list[str
             WHERE u.record_no > 1 AND NOT u.blank
               AND u.record_no NOT IN (SELECT record_no FROM _malformed_records)
         )
-        SELECT {", ".join(f'r."{c}"' for c in wanted)}, s.line_no AS line
+        SELECT {", ".join(f'r."{c}"' for c in wanted)}, CAST(s.line_no AS BIGINT) AS line
         FROM (SELECT rowid AS k, * FROM _records) r JOIN starts s USING (k)
         ORDER BY line
         """
@@ -265,7 +378,7 @@ def _read_records(con, spec: FileSpec, file: str, columns: str, wanted: list[str
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {stg}_malformed AS
-        SELECT u.line_no AS line, m.message AS reason,
+        SELECT CAST(u.line_no AS BIGINT) AS line, m.message AS reason,
                (SELECT string_agg(l.text, chr(10) ORDER BY l.line_no) FROM _lines l
                  WHERE l.line_no >= u.line_no AND (u.next_line_no IS NULL OR l.line_no < u.next_line_no)) AS raw
         FROM _malformed_records m JOIN _units u USING (record_no)
@@ -307,16 +420,83 @@ def rejected_rows_sql(con: duckdb.DuckDBPyConnection, stg: str, rejected: str) -
         fast = con.execute(f"SELECT file FROM {LINE_SOURCES} WHERE stg = ? AND fast", [stg]).fetchall()
     if not fast:  # the general path kept the file's lines and record starts
         return f"SELECT s.line, s.reason, {raw_lines_sql(stg)} AS raw FROM {rejected} s"
-    # fast path: every record is its one line; read the file once more, keeping only those lines
+    # fast path: read the file once more, keeping only the rejected records' lines: a record runs
+    # to the line before the next record's start (`_units_stg_<stg>`, kept when a record spans lines,
+    # ends with the line after the file's last) or, with every line a record, is its one line
     # (row_number() OVER () in a single-threaded scan: no table, so no rowid inside the transaction)
-    lines = _physical_lines(_sql_str(fast[0][0]), store_rejects=False)
+    path = fast[0][0]
+    spans = (f"SELECT s.line, s.reason, (SELECT CAST(min(u.line_no) AS BIGINT) FROM _units_{stg} u "
+             f"WHERE u.line_no > s.line) AS next_line FROM {rejected} s"
+             if scalar(con, f"SELECT count(*) > 0 FROM _units_{stg}") else
+             f"SELECT line, reason, line + 1 AS next_line FROM {rejected}")
+    # the lines' text from the bytes (numpy finds their offsets; DuckDB's line reader took ~2 s per
+    # GB for a handful of lines), as DuckDB's line reader gives it: an empty line is NULL and drops
+    # out of the record's text
+    spans_rows = con.execute(f"SELECT line, next_line FROM ({spans})").fetchall()
+    texts = read_lines(Path(path), sorted({n for line, end in spans_rows for n in range(line, end)}))
+    if texts is not None:
+        raws = [(line, "\n".join(t for t in (texts.get(n) for n in range(line, end)) if t) or None)
+                for line, end in spans_rows]
+        raw_table = pa.table({"line": pa.array([r[0] for r in raws], pa.int64()),  # noqa: F841 - read by name
+                              "raw": pa.array([r[1] for r in raws], pa.string())})
+        con.execute("CREATE OR REPLACE TEMP TABLE _rejected_raw AS SELECT * FROM raw_table")
+        return f"SELECT s.line, s.reason, r.raw FROM {rejected} s LEFT JOIN _rejected_raw r USING (line)"
+    lines = _physical_lines(_sql_str(path), store_rejects=False)
     return f"""
-        SELECT s.line, s.reason, l.text AS raw
-        FROM {rejected} s LEFT JOIN (
+        WITH spans AS ({spans}),
+        wanted AS (
             SELECT line_no, text
             FROM (SELECT row_number() OVER () AS line_no, text FROM {lines})
-            WHERE line_no IN (SELECT line FROM {rejected})
-        ) l ON l.line_no = s.line"""
+            WHERE line_no IN (SELECT unnest(range(line, next_line)) FROM spans)
+        )
+        SELECT s.line, s.reason, (SELECT string_agg(l.text, chr(10) ORDER BY l.line_no) FROM wanted l
+                                  WHERE l.line_no >= s.line AND l.line_no < s.next_line) AS raw
+        FROM spans s"""
+
+
+def read_lines(path: Path, wanted: list[int], chunk: int = 1 << 24) -> dict[int, str] | None:
+    """Text of the physical lines `wanted` (sorted line numbers, 1 = the first), without the line end;
+    "" for an empty one. Only for files `scan_lines` accepted (LF or CRLF ends, no lone CR). None if
+    a line is not UTF-8 (the caller then asks DuckDB)."""
+    out: dict[int, str] = {}
+    if not wanted:
+        return out
+    want = np.asarray(wanted, dtype=np.int64)
+    want_set = set(wanted)
+    last = int(want[-1])
+    line = 1  # the line that starts at `start`
+    start = 0  # absolute offset of the current line's first byte
+    offset = 0
+    pending = b""  # bytes of a wanted line that runs into the next chunk
+    buf = bytearray(chunk)
+    with path.open("rb", buffering=0) as fh:
+        while line <= last:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            a = np.frombuffer(buf, dtype=np.uint8, count=n)
+            nl = np.flatnonzero(a == 10)
+            # lines ending in this chunk: line + i ends at nl[i]
+            ends = line + np.arange(len(nl))
+            for i in np.flatnonzero(np.isin(ends, want)):
+                s0 = start - offset if i == 0 else int(nl[i - 1]) + 1
+                piece = (pending if i == 0 else b"") + bytes(a[max(s0, 0):int(nl[i])])
+                out[int(ends[i])] = piece
+            if line + len(nl) in want_set:  # the line after the chunk's last newline is wanted: keep its bytes
+                s0 = int(nl[-1]) + 1 if len(nl) else max(start - offset, 0)
+                pending = (pending if not len(nl) else b"") + bytes(a[s0:n])
+            else:
+                pending = b""
+            if len(nl):
+                start = offset + int(nl[-1]) + 1
+            line += len(nl)
+            offset += n
+    if pending and line in want_set:
+        out[line] = pending  # the last line, without a line end
+    try:
+        return {k: v.removesuffix(b"\r").decode("utf-8") for k, v in out.items()}
+    except UnicodeDecodeError:
+        return None
 
 
 def stage_export(con: duckdb.DuckDBPyConnection, export_dir: str | Path, *, fast_path: bool = True) -> dict[str, int]:

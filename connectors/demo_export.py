@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sla.calendar import build_business_days
-from sla.months import shift_month_start
+from sla.months import last_complete_month, month_bounds, shift_month, shift_month_start
 from sla.policy import DEFAULT_POLICY_PATH, Policy, load_policy, policy_from_dict
 
 __all__ = ["write_demo_export", "HEADERS", "GOLD_MONTHLY_FEE"]
@@ -69,6 +69,19 @@ EXCLUSION_REASONS = ("Customer's mail server rejected our replies (outage on the
                      "Customer asked us to keep the incident open for their own tests",
                      "Severity set by mistake; agreed with the customer")
 APPROVERS = ("Head of Support", "Support Team Lead")
+#: exclusions the demo approves after its earlier delivery (so the reporting month shows a restatement)
+LATE_EXCLUSIONS = 4
+
+
+def earlier_delivery(as_of: dt.datetime, tz) -> tuple[str, dt.datetime]:
+    """The demo's earlier delivery (issue 17): the report of the month before the reporting month,
+    as `sla deliver` would have sent it at a cut-off three days into the reporting month (00:00
+    local). `sla demo` records it, so the reporting month's PDFs show "changes to earlier reports"
+    (clocks that ran on after it, and exclusions approved after it)."""
+    reporting = last_complete_month(as_of, tz)
+    first, _ = month_bounds(reporting)
+    cutoff = dt.datetime.combine(first + dt.timedelta(days=3), dt.time(0, 0), tz)
+    return shift_month(reporting, -1), cutoff
 
 
 def _contract_terms(c: int, tier: int) -> str:
@@ -375,9 +388,40 @@ def _gold_owed(start: dt.date, end: dt.date, fee: Decimal | Callable[[dt.date], 
     return total
 
 
+def _late_exclusions(out: Path, as_of: dt.datetime, tz) -> list[list[str]]:
+    """Resolution exclusions for a few tickets of the earlier-delivered month, approved a week after
+    that delivery: the delivered report counted them, the next one restates them."""
+    import duckdb
+
+    month, delivered = earlier_delivery(as_of, tz)
+    approved = delivered + dt.timedelta(days=7)
+    if approved >= as_of:
+        return []
+    first, last = month_bounds(month)
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = '{tz.key}'")
+    # severity 1-2 incidents of Gold or Enterprise customers (one each), created in that month (local dates)
+    picked = con.execute(
+        """SELECT t.ticket_id FROM read_csv(?, all_varchar = true, header = true) t
+           JOIN read_csv(?, all_varchar = true, header = true) c  -- the contract in force: a plan with
+             ON c.customer_id = t.customer_id AND c.tier IN ('gold', 'enterprise')  -- resolution targets
+            AND CAST(TRY_CAST(t.created_at AS TIMESTAMPTZ) AS DATE)
+                BETWEEN CAST(c.valid_from AS DATE) AND coalesce(TRY_CAST(c.valid_to AS DATE), DATE '9999-12-31')
+           WHERE t.ticket_id LIKE 'T%' AND t.severity IN ('1', '2')
+             AND CAST(TRY_CAST(t.created_at AS TIMESTAMPTZ) AS DATE) BETWEEN ? AND ?
+           QUALIFY row_number() OVER (PARTITION BY t.customer_id ORDER BY t.ticket_id) = 1
+           ORDER BY t.ticket_id LIMIT ?""",
+        [str(out / "tickets.csv"), str(out / "contracts.csv"), first, last, LATE_EXCLUSIONS]).fetchall()
+    con.close()
+    reason = f"Outage on the customer's side, confirmed after the {month} report"
+    return [[t, "resolution", reason, APPROVERS[k % len(APPROVERS)], approved.isoformat()]
+            for k, (t,) in enumerate(picked)]
+
+
 def _write_exclusions(out: Path, as_of_ts: int, tz, bad_rows: bool, every: int = 157, most: int = 12) -> int:
     """exclusions.csv: every `every`-th of the first tickets gets an approved exclusion three days
-    after its creation (so the latest ones are approved after the cut-off and do not apply yet)."""
+    after its creation (so the latest ones are approved after the cut-off and do not apply yet), and
+    a few tickets of the earlier-delivered month one approved after that delivery."""
     import csv
 
     rows = []
@@ -395,6 +439,7 @@ def _write_exclusions(out: Path, as_of_ts: int, tz, bad_rows: bool, every: int =
     if rows:  # one more: approved after the cut-off (does not exist yet in this run)
         later = dt.datetime.fromtimestamp(as_of_ts + 2 * _DAY, tz).isoformat()
         rows.append([rows[0][0], "both", "Approved after the cut-off (demo: not applied yet)", APPROVERS[0], later])
+    rows += _late_exclusions(out, dt.datetime.fromtimestamp(as_of_ts, tz), tz)
     if bad_rows:
         good = dt.datetime.fromtimestamp(as_of_ts - 5 * _DAY, tz)
         rows += [

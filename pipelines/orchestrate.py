@@ -26,6 +26,7 @@ from pipelines.settings import API_SOURCES, UsageError
 from reports.batch import customers_folder, write_customer_reports
 from reports.billing import report_paths
 from sla import warehouse
+from sla.delivery import record_as_delivered
 from sla.months import last_complete_month, local_month
 from sla.policy import PolicyError, load_policy
 from sla.report_data.billing import open_item_years
@@ -66,6 +67,7 @@ class RunOutcome:
 
             lines += [
                 f"  incidents in warehouse: {s['incidents_total']}   rejected input rows: {s['rejects']}",
+                *([f"  metrics: {s['metrics']}"] if s.get("metrics") else []),
                 f"  {self.month}: {s['month_incidents']} incidents; first response {rate(s['fr_met'], s['fr_breached'])} "
                 f"compliant ({s['fr_met']} met, {s['fr_breached']} breached); resolution "
                 f"{rate(s['res_met'], s['res_breached'])} ({s['res_met']} met, {s['res_breached']} breached)",
@@ -166,7 +168,8 @@ def billing_years(db_path: str, cutoff_year: int, extra: Sequence[int] = ()) -> 
 def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime, month: str | None,
              ticket_source: TicketSourceResource | None = None,
              policy_path: str | None = None, strict: bool = False, years: Sequence[int] = (),
-             progress: Callable[[str], None] = print, csv_locale: str = "en", force: bool = False) -> RunOutcome:
+             progress: Callable[[str], None] = print, csv_locale: str = "en", full: bool = False,
+             force: bool = False) -> RunOutcome:
     policy = load_policy(policy_path)  # fail fast, with the field named, before any work
     month = month or last_complete_month(as_of, policy.calendar.tz)
     check_reporting_month(month, as_of, policy.calendar.tz)
@@ -174,7 +177,7 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     resources = build_resources(export_dir=export_dir, db_path=db_path, out_dir=out_dir,
                                 as_of=as_of.isoformat(), policy_path=policy_path, ticket_source=ticket_source,
-                                csv_locale=csv_locale, force=force)
+                                csv_locale=csv_locale, full_recompute=full, force=force)
     source_name = ticket_source.source().name if ticket_source is not None else None
     instance = _instance()
     outcome = RunOutcome(db_path=db_path, out_dir=out_dir, month=month, as_of=as_of)
@@ -242,6 +245,20 @@ def _run_all(*, export_dir: str, db_path: str, out_dir: str, as_of: dt.datetime,
         outcome.outputs += [str(p) for y in years for p in report_paths(out_dir, y)]  # PDF, CSV, xlsx
         outcome.outputs.append(str(Path(out_dir) / "dashboard" / "index.html"))
     return outcome
+
+
+def record_earlier_delivery(*, export_dir: str, db_path: str, out_dir: str, month: str, as_of: dt.datetime,
+                            policy_path: str | None = None) -> int:
+    """Import the export and compute its figures as of an earlier cut-off, then keep `month`'s figures
+    as delivered at that cut-off (what `sla deliver` keeps when it sends). `sla demo` does this
+    before its run, so the run's reports can show changes to an earlier report. Returns the
+    customers recorded."""
+    with warehouse.exclusive(db_path, "sla demo"):
+        resources = build_resources(export_dir=export_dir, db_path=db_path, out_dir=out_dir,
+                                    as_of=as_of.isoformat(), policy_path=policy_path)
+        _materialize(dg.AssetSelection.assets("raw_import", "incident_sla"), resources, _instance())
+        with warehouse.connect(db_path, read_only=False) as con:
+            return record_as_delivered(con, month, as_of)
 
 
 def _customer_pdfs_line(out_dir: str, month: str) -> str:

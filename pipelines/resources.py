@@ -37,6 +37,7 @@ class SlaSettings(dg.ConfigurableResource):
     out_dir: str
     as_of: str | None = None  # ISO 8601 with offset; None = now
     csv_locale: str = "en"  # finance CSV dialect (SLA_CSV_LOCALE): "en" or "de"
+    full_recompute: bool = False  # metrics: recompute every incident instead of the changed ones
     force: bool = False  # re-render every output, even those whose fingerprint is unchanged
     report_batch_size: int = 0  # customer PDFs per fan-out batch (0: automatic, see assets/reports.py)
 
@@ -171,12 +172,13 @@ class SmtpResource(dg.ConfigurableResource):
 
 def build_resources(*, export_dir: str, db_path: str, out_dir: str, as_of: str | None = None,
                     policy_path: str | None = None, ticket_source: TicketSourceResource | None = None,
-                    smtp: SmtpResource | None = None, csv_locale: str = "en", force: bool = False,
-                    report_batch_size: int = 0) -> dict:
+                    smtp: SmtpResource | None = None, csv_locale: str = "en", full_recompute: bool = False,
+                    force: bool = False, report_batch_size: int = 0) -> dict:
     return {
         "warehouse": WarehouseResource(path=db_path),
         "settings": SlaSettings(out_dir=out_dir, as_of=as_of, policy_path=policy_path or str(DEFAULT_POLICY_PATH),
-                                csv_locale=csv_locale, force=force, report_batch_size=report_batch_size),
+                                csv_locale=csv_locale, full_recompute=full_recompute, force=force,
+                                report_batch_size=report_batch_size),
         "ticket_source": ticket_source or CsvExportResource(export_dir=export_dir),
         "smtp": smtp or SmtpResource(),
     }

@@ -142,9 +142,7 @@ def _exit_with_parent(parent: int) -> None:
         time.sleep(1.0)
         if os.getppid() != parent:
             try:
-                import kaleido
-
-                kaleido.stop_sync_server(silence_warnings=True)
+                charts._stop_server()  # noqa: SLF001
             finally:
                 os._exit(1)
 

@@ -279,3 +279,22 @@ def deliver(con, out_dir: str | Path, month: str, smtp: SmtpSettings | None, *, 
         keep_delivered(con, month, [c.customer_id for c in d.customers if c.report is not None], d.recipient, now)
         result.sent.append(d.recipient)
     return result
+
+
+def record_as_delivered(con, month: str, delivered_at: dt.datetime) -> int:
+    """Keep a month's figures as `sla deliver` does when it sends them, without sending anything:
+    per account manager, the customers with a contract in force in the month. `sla demo` uses it
+    for its earlier delivery; returns the customers recorded."""
+    first, last = month_bounds(month)
+    rows = con.execute(
+        """SELECT account_manager, customer_id FROM (
+               SELECT DISTINCT ON (customer_id) customer_id, account_manager FROM contracts
+               WHERE valid_from <= ? AND coalesce(valid_to, DATE '9999-12-31') >= ?
+                 AND nullif(trim(account_manager), '') IS NOT NULL
+               ORDER BY customer_id, valid_from DESC) ORDER BY 1, 2""", [last, first]).fetchall()
+    by_manager: dict[str, list[str]] = {}
+    for manager, cid in rows:
+        by_manager.setdefault(manager, []).append(cid)
+    for manager, customers in by_manager.items():
+        keep_delivered(con, month, customers, manager, delivered_at)
+    return sum(len(c) for c in by_manager.values())

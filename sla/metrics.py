@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sla import incremental
 from sla.calendar import BusinessCalendar, ClockBuckets, build_versioned_business_days, write_business_calendar
 from sla.db import bind_variables, read_sql, scalar
 from sla.policy import Policy, versioned_target_rows, versioned_tier_rows
@@ -65,24 +66,57 @@ def build_calendar(con, policy: Policy, as_of: dt.datetime) -> BusinessCalendar:
     return calendar
 
 
-def compute_incident_sla(con, policy: Policy, as_of: dt.datetime) -> int:
-    """(Re)build `incident_sla`, `incident_clock_segments`, `data_warnings` and the monthly tables
-    (`monthly_sla`, `monthly_quota`, every month) as of the cut-off; returns incidents."""
+def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = False,
+                         full_share: float = incremental.FULL_SHARE) -> incremental.MetricsRun:
+    """(Re)build `incident_sla`, `incident_clock_segments`, `incident_exclusions`, `data_warnings` and
+    the monthly tables (`monthly_sla`, `monthly_quota`, every month) as of the cut-off.
+
+    Incremental unless `full` or a global input changed (sla/incremental.py has the rules): only the
+    incidents whose figures can differ from the previous computation are recomputed, with the same
+    SQL, and the tables end up identical to a full recompute's. A scope above `full_share` of the
+    incidents is computed in full.
+    """
     if as_of.tzinfo is None:
         raise ValueError("as_of must carry a timezone")
     write_policy_tables(con, policy, as_of.astimezone(policy.calendar.tz).date())
     ensure_optional_inputs(con)
     calendar = build_calendar(con, policy, as_of)
+    basis = incremental.basis(con, policy)
+    reason = incremental.full_reason(con, basis, full)
+    old_as_of = incremental.previous_as_of(con) if reason is None else None
     # whole seconds, like every imported timestamp (epoch()::BIGINT would otherwise round)
     con.execute("CREATE OR REPLACE TABLE run_params AS SELECT date_trunc('second', CAST(? AS TIMESTAMPTZ)) AS as_of",
                 [as_of.isoformat()])
     bind_variables(con, tz=policy.calendar.timezone, initial_status=policy.statuses.initial,
                    resolved=list(policy.statuses.resolved), pause=list(policy.statuses.pause),
                    **ClockBuckets.of(calendar).sql_params())
-    con.execute(read_sql("incident_sla.sql"))
-    compute_monthly(con)
+    if reason is None:
+        scope = incremental.build_scope(con, old_as_of)
+        total = scalar(con, "SELECT count(*) FROM tickets t, run_params p WHERE t.created_at <= p.as_of")
+        if scope > full_share * max(total, 1):
+            reason = f"{scope:,} of {total:,} incidents to recompute: a full recompute is as fast"
+    if reason is None:
+        bind_variables(con, scoped=True)
+        incremental.run_scoped(con, read_sql("incident_sla.sql"))
+        recomputed = incremental.apply_delta(con)
+        incremental.drop_schema(con, incremental.DELTA_SCHEMA)
+        con.execute(read_sql("monthly.sql"))  # the views, over the updated incident_sla
+        incremental.refresh_as_of(con)
+        incremental.rebuild_months(con, read_sql("monthly.sql"))
+        run = incremental.MetricsRun(scalar(con, "SELECT count(*) FROM incident_sla"), "incremental", recomputed)
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE metrics_scope (ticket_id VARCHAR)")
+        con.execute("CREATE OR REPLACE TEMP TABLE metrics_kept_ranks (ticket_id VARCHAR, quota_rank BIGINT)")
+        bind_variables(con, scoped=False)
+        con.execute(read_sql("incident_sla.sql"))
+        compute_monthly(con)
+        n = scalar(con, "SELECT count(*) FROM incident_sla")
+        run = incremental.MetricsRun(n, "full", n, reason)
+    con.execute("DROP TABLE IF EXISTS metrics_scope")
+    con.execute("DROP TABLE IF EXISTS metrics_kept_ranks")
+    incremental.write_state(con, basis, run)
     ensure_restatement_tables(con)  # delivered figures vs these: the `restatements` view
-    return scalar(con, "SELECT count(*) FROM incident_sla")
+    return run
 
 
 def ensure_optional_inputs(con) -> None:
@@ -96,11 +130,12 @@ def ensure_optional_inputs(con) -> None:
 
 
 def compute_monthly(con) -> None:
-    """Rebuild `monthly_sla` and `monthly_quota` for every month from `incident_sla`.
+    """Rebuild `monthly_sla` and `monthly_quota` for every month from `incident_sla` (a full run).
 
-    Monthly figures are recomputed for every month on every run and carry the run's cut-off
-    (`as_of`, sla-semantics.md section 4): rebuilding only one month would leave the others at an
-    older cut-off. The views `monthly_sla_view` / `monthly_quota_view` hold the same rows.
+    Monthly figures carry the run's cut-off (`as_of`, sla-semantics.md section 4): rebuilding only
+    one month would leave the others at an older cut-off (an incremental run rebuilds the affected
+    customer-months and gives every other row the new cut-off, sla/incremental.py). The views
+    `monthly_sla_view` / `monthly_quota_view` hold the same rows.
     """
     con.execute(read_sql("monthly.sql"))
     con.execute("CREATE OR REPLACE TABLE monthly_sla AS SELECT * FROM monthly_sla_view "

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from contextlib import contextmanager
 
+from sla import incremental
 from sla.db import scalar
+from sla.incremental import MetricsRun
 from sla.ingest import LoadCounts, validate
 from sla.metrics import compute_incident_sla, compute_monthly_slice, monthly_slice_counts
 from sla.policy import Policy
@@ -36,14 +38,18 @@ def import_source(con, source: TicketSource, policy: Policy) -> list[LoadCounts]
     """
     staged = source.stage(con)
     with transaction(con):
-        return validate(con, policy, staged, source.labels, quote_rejected=source.rejected_rows_sql)
+        counts = validate(con, policy, staged, source.labels, quote_rejected=source.rejected_rows_sql)
+        incremental.record_input_changes(con)  # which tickets the next metrics run recomputes
+        return counts
 
 
-def compute_metrics(con, policy: Policy, as_of: dt.datetime) -> int:
+def compute_metrics(con, policy: Policy, as_of: dt.datetime, full: bool = False) -> MetricsRun:
     """incident_sla, its clock segments, data_warnings and the monthly tables of every month, all as
-    of one cut-off, in one transaction; returns the number of incidents."""
+    of one cut-off, in one transaction: incrementally (only the incidents whose figures can have
+    changed since the last computation) unless `full` or a global input changed; the tables are
+    the same either way. Returns what was done (`.incidents`, `.mode`, `.recomputed`, `.reason`)."""
     with transaction(con):
-        return compute_incident_sla(con, policy, as_of)
+        return compute_incident_sla(con, policy, as_of, full=full)
 
 
 def compute_month(con, month: str) -> int:
@@ -59,7 +65,7 @@ def month_slice_counts(con, month: str) -> dict:
 
 
 def run_summary(con, month: str) -> dict:
-    """Figures the CLI prints after a run."""
+    """Figures the CLI prints after a run (`metrics`: how the last metrics step computed them)."""
     row = con.execute(
         """
         SELECT count(*),
@@ -70,7 +76,9 @@ def run_summary(con, month: str) -> dict:
         """,
         [month],
     ).fetchall()[0]
+    last = incremental.last_run(con)
     return {
+        "metrics": last.describe() if last else "",
         "incidents_total": scalar(con, "SELECT count(*) FROM incident_sla"),
         "rejects": scalar(con, "SELECT count(*) FROM rejects"),
         "month_incidents": row[0],

@@ -30,6 +30,7 @@ SLOW = (
     "tests/sla/test_billing.py::test_matches_reference",
     "tests/sla/test_contract_terms.py::test_incident_sla_matches_reference",
     "tests/sla/test_contract_terms.py::test_billing_matches_reference",
+    "tests/sla/test_incremental.py::test_incremental_equals_full_recompute",
 )
 SERVICE = (
     "tests/connectors/test_request_tracker.py",

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from connectors.demo_export import DEMO_POLICY_FILE, write_demo_export
+from connectors.demo_export import DEMO_POLICY_FILE, earlier_delivery, write_demo_export
 from pipelines.cli.deliver import add_deliver_parser
 from pipelines.cli.restatements import add_restatements_parser
 from pipelines.cli.serve import serve
@@ -22,7 +22,7 @@ from pipelines.cli.sync import add_sync_parser
 from pipelines.resources import ticket_source_resource
 from pipelines.settings import ConfigError, UsageError, load_settings, parse_as_of
 from sla.months import parse_month
-from sla.policy import PolicyError
+from sla.policy import PolicyError, load_policy
 from sla.report_data.customer import NoSuchCustomer
 from sla.sources import ExportError
 from sla.warehouse import WarehouseBusy
@@ -66,7 +66,7 @@ def _run_pipeline(args) -> int:
     outcome = run_all(
         export_dir=args.export_dir or ".", ticket_source=source, db_path=args.db, out_dir=args.out, as_of=as_of,
         month=_parse_month(args.month), policy_path=args.policy, strict=args.strict, years=args.year,
-        progress=_progress, csv_locale=settings.csv_locale, force=args.force,
+        progress=_progress, csv_locale=settings.csv_locale, full=getattr(args, "full", False), force=getattr(args, "force", False),
     )
     print(outcome.summary_text())
     return 0 if outcome.completed else 1
@@ -90,6 +90,17 @@ def cmd_demo(args) -> int:
     args.as_of = as_of.isoformat()
     if not args.policy:  # the demo's policy: customer term sets and a second version (issue 17)
         args.policy = str(export_dir / DEMO_POLICY_FILE)
+    # an earlier report "sent" before this run, so this month's PDFs show changes to it (issue 17)
+    from pipelines.orchestrate import record_earlier_delivery
+
+    tz = load_policy(args.policy).calendar.tz
+    earlier_month, delivered_at = earlier_delivery(as_of, tz)
+    _progress(f"[demo] recording the {earlier_month} reports as delivered at {delivered_at.isoformat()} "
+              "(what `sla deliver` keeps), so this run can show changes to them ...")
+    started = time.monotonic()
+    recorded = record_earlier_delivery(export_dir=str(export_dir), db_path=args.db, out_dir=args.out,
+                                       month=earlier_month, as_of=delivered_at, policy_path=args.policy)
+    _progress(f"[demo] recorded {recorded} customers' {earlier_month} figures in {time.monotonic() - started:.1f}s")
     return _run_pipeline(args)
 
 
@@ -157,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="import an export, compute every figure and render the month's reports")
     common(run)
+    run.add_argument("--full", action="store_true",
+                     help="recompute every incident's figures (default: only those whose history changed since "
+                          "the last run, or that depend on the cut-off; the result is the same)")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="write a realistic demo export and run the pipeline on it")

@@ -1,6 +1,8 @@
 -- Monthly aggregates (sla-semantics.md section 4): views over incident_sla, so every month as of its
 -- cut-off (`as_of`). sla/metrics.py compute_monthly materialises them as the tables monthly_sla and
--- monthly_quota, whole, in the step that rebuilds incident_sla: no table mixes two cut-offs.
+-- monthly_quota, whole, in the step that rebuilds incident_sla: no table mixes two cut-offs. An
+-- incremental run (sla/incremental.py rebuild_months) runs this file over the incidents of the
+-- affected customer-months only and replaces their rows; the others only take the new cut-off.
 
 -- Per month x customer x tier x severity x metric; the severity is the one that applies to the metric.
 CREATE OR REPLACE VIEW monthly_sla_view AS

@@ -114,7 +114,7 @@ def test_fast_path_and_general_path_agree_on_the_same_file(tmp_path):
         assert len(fast["rejects"]) == 14 and all(raw for *_, raw in fast["rejects"])
 
 
-def test_a_multiline_field_elsewhere_forces_the_general_path_with_the_same_result(tmp_path):
+def test_a_multiline_record_takes_the_fast_path_with_the_general_paths_result(tmp_path):
     plain, numbering = outcome(write(tmp_path / "plain"))
     assert numbering == {t: "fast" for t in TABLES}
     # the same rows, plus one rejected record with a quoted line break at the end of each file
@@ -122,10 +122,13 @@ def test_a_multiline_field_elsewhere_forces_the_general_path_with_the_same_resul
              "ticket_events": 'T1,2026-03-02T10:45:00Z,"re\r\nply",agent,',
              "contracts": 'C9,"Multi\nLine",platinum,2025-01-01,,am@x',
              "invoices": 'I9,C1,2026-01-05,2026-01-01,2026-12-31,"1\n2"'}
-    multi, numbering = outcome(write(tmp_path / "multi", TICKETS + [extra["tickets"]],
-                                     EVENTS + [extra["ticket_events"]], CONTRACTS + [extra["contracts"]],
-                                     INVOICES + [extra["invoices"]]))
-    assert numbering == {t: "general" for t in TABLES}
+    folder = write(tmp_path / "multi", TICKETS + [extra["tickets"]], EVENTS + [extra["ticket_events"]],
+                   CONTRACTS + [extra["contracts"]], INVOICES + [extra["invoices"]])
+    multi, numbering = outcome(folder)
+    # issue 18: record starts come from the quote parity of each line, as on the general path; a
+    # CRLF inside a file of LF lines is two line ends to DuckDB's line reader: the general path
+    assert numbering == {**{t: "fast" for t in TABLES}, "ticket_events": "general"}
+    assert multi == outcome(folder, fast_path=False)[0]
     rows = {"tickets": TICKETS, "ticket_events": EVENTS, "contracts": CONTRACTS, "invoices": INVOICES}
     added = {(f"{t}.csv", len(rows[t]) + 2) for t in TABLES}  # the new last record of each file
     assert {r[:2] for r in multi["rejects"]} - {r[:2] for r in plain["rejects"]} == added
@@ -140,7 +143,12 @@ def test_what_sends_a_file_to_the_general_path(tmp_path):
     cases = {
         "blank line": TICKETS[:3] + [""] + TICKETS[3:],
         "line of CRs": TICKETS[:3] + ["\r"] + TICKETS[3:],  # not CSV: the same error on both paths
-        "quoted line break": TICKETS[:3] + ['T9,C1,"a\nb",1,2026-03-02T10:00:00Z,web'] + TICKETS[3:],
+        "quoted line break with a lone CR": TICKETS[:3] + ['T9,C1,"a\rb",1,2026-03-02T10:00:00Z,web'] + TICKETS[3:],
+        "blank line inside the quotes after a record": TICKETS[:3] + ['T9,C1,"a\n\nb",1,2026-03-02T10:00:00Z,web',
+                                                                      ""] + TICKETS[3:],
+        # an unquoted field with a quote: DuckDB reads the record, the quote parity of the lines after
+        # it no longer tells record starts (the general path pairs by parity, so must we)
+        "quote inside an unquoted field": TICKETS[:3] + ['T9,C1,a"b,1,2026-03-02T10:00:00Z,web'] + TICKETS[3:],
         "too many fields": TICKETS[:3] + ["T9,C1,x,1,2026-03-02T10:00:00Z,web,extra"] + TICKETS[3:],
         "too few fields": TICKETS[:3] + ["T9,C1"] + TICKETS[3:],
     }
@@ -149,6 +157,14 @@ def test_what_sends_a_file_to_the_general_path(tmp_path):
         fast, numbering = result(folder)
         assert numbering is None or (numbering["tickets"], numbering["ticket_events"]) == ("general", "fast"), case
         assert fast == result(folder, fast_path=False)[0], case
+    # quoted line breaks (a blank line inside one; CRLF ones in a CRLF file) take the fast path
+    for i, (rows, nl) in enumerate(((TICKETS[:3] + ['T9,C1,"a\nb",1,2026-03-02T10:00:00Z,web'] + TICKETS[3:], "\n"),
+                                    (TICKETS[:3] + ['T9,C1,"a\n\n""b""\n",9,2026-03-02T10:00:00Z,web'] + TICKETS[3:], "\n"),
+                                    (TICKETS[:3] + ['T9,C1,"a\r\n""b""\r\n",9,2026-03-02T10:00:00Z,web'] + TICKETS[3:],
+                                     "\r\n"))):
+        folder = write(tmp_path / f"multi{i}", tickets=rows, nl=nl)
+        fast, numbering = outcome(folder)
+        assert numbering["tickets"] == "fast" and fast == outcome(folder, fast_path=False)[0]
     folder = write(tmp_path / "utf8")
     bad_utf8 = b"T9,C1,caf\xe9,1,2026-03-02T10:00:00Z,web\n"
     (folder / "tickets.csv").write_bytes((folder / "tickets.csv").read_bytes() + bad_utf8)
@@ -187,6 +203,9 @@ def test_fuzzed_files_give_the_same_result_on_both_paths(tmp_path_factory, rows,
     (fast, numbering), (general, _) = result(folder), result(folder, fast_path=False)
     assert fast == general
     event(f"tickets.csv: {numbering['tickets'] if numbering else 'error'}")
-    if numbering is not None and not any("\n" in c or "\r" in c for r in rows for c in r):
-        # one record per line: the fast path unless a record has the wrong number of fields
-        assert numbering["tickets"] == ("fast" if all(len(r) == 6 for r in rows) else "general")
+    mixed_ends = any("\r" in c or (crlf and "\n" in c) for r in rows for c in r)
+    if numbering is not None and not mixed_ends and all(len(r) == 6 for r in rows):
+        # records of the right width, line ends of one kind: the fast path (a record with the wrong
+        # number of fields usually sends the file to the general path, but DuckDB reads a line of
+        # seven empty fields as six, so the fuzzer cannot tell which)
+        assert numbering["tickets"] == "fast"

@@ -13,7 +13,7 @@ import holidays
 import pandas as pd
 import pytest
 
-from connectors.demo_export import HEADERS, _gold_owed, write_demo_export
+from connectors.demo_export import HEADERS, LATE_EXCLUSIONS, _gold_owed, earlier_delivery, write_demo_export
 
 BERLIN = ZoneInfo("Europe/Berlin")
 AS_OF = dt.datetime(2026, 3, 6, 15, 30, tzinfo=dt.timezone.utc)
@@ -345,3 +345,27 @@ def test_demo_carries_versions_terms_and_exclusions(demo):
     exclusions = _read(demo, "exclusions.csv")
     assert set(exclusions.metric) == {"first_response", "resolution", "both", "speed"}
     assert (exclusions.reason == "").sum() == 1 and "T99999999" in set(exclusions.ticket_id)
+
+
+def test_exclusions_approved_after_the_earlier_delivery_restate_its_month(demo, frames):
+    """Issue 17: `sla demo` records the month before the reporting month as delivered three days
+    into the reporting month; a few Gold/Enterprise severity 1-2 tickets of that month get a
+    resolution exclusion approved a week later, before the cut-off."""
+    month, delivered = earlier_delivery(AS_OF, BERLIN)
+    assert (month, delivered) == ("2026-01", dt.datetime(2026, 2, 4, tzinfo=BERLIN))
+    tickets, _, contracts, _ = frames
+    late = _read(demo, "exclusions.csv")
+    late = late[late["reason"].str.contains("confirmed after the 2026-01 report")]
+    assert 1 <= len(late) <= LATE_EXCLUSIONS
+    assert set(late["metric"]) == {"resolution"}
+    approved = _utc(late["approved_at"])
+    assert (approved > delivered).all() and (approved < AS_OF).all()
+    picked = tickets.set_index("ticket_id").loc[late["ticket_id"]]
+    assert set(picked["severity"]) <= {"1", "2"}
+    assert (_utc(picked["created_at"]).dt.tz_convert(BERLIN).dt.strftime("%Y-%m") == month).all()
+    for ticket, row in picked.iterrows():  # the contract in force at creation has resolution targets
+        day = _utc(pd.Series([row["created_at"]])).dt.tz_convert(BERLIN).dt.strftime("%Y-%m-%d")[0]
+        c = contracts[(contracts["customer_id"] == row["customer_id"]) & (contracts["valid_from"] <= day)
+                      & ((contracts["valid_to"] == "") | (contracts["valid_to"] >= day))]
+        assert set(c["tier"]) and set(c["tier"]) <= {"gold", "enterprise"}, ticket
+    assert picked["customer_id"].is_unique

@@ -9,9 +9,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tests.helpers import write_export
+from tests.reports.conftest import pdf_text, squash
 
 AS_OF = "2026-04-02T12:00:00+02:00"
 
@@ -36,6 +38,21 @@ def test_run_prints_summary_and_output_locations(export, tmp_path):
     assert "first response 100.0 % compliant (1 met, 0 breached)" in r.stdout
     assert f"warehouse: {tmp_path / 'wh.duckdb'}" in r.stdout
     assert "[1/" in r.stderr  # progress
+
+
+def test_metrics_are_incremental_after_the_first_run_and_full_on_request(export, tmp_path):
+    """The summary says how the metrics step computed: everything on a new warehouse, then only
+    what changed (here nothing), and everything again with --full."""
+    args = ["run", "--export-dir", str(export), "--db", str(tmp_path / "wh.duckdb"), "--out", str(tmp_path / "out"),
+            "--as-of", AS_OF]
+    lines = []
+    for extra in ([], [], ["--full"]):
+        r = sla(*args, *extra)
+        assert r.returncode == 0, r.stderr
+        lines.append(next(line.strip() for line in r.stdout.splitlines() if line.strip().startswith("metrics:")))
+    assert lines == ["metrics: full recompute of 1 incidents (no earlier computation to build on)",
+                     "metrics: incremental: recomputed 0 of 1 incidents",
+                     "metrics: full recompute of 1 incidents (--full)"]
 
 
 def test_missing_export_folder_is_one_line(tmp_path):
@@ -82,6 +99,26 @@ def test_demo_runs_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "export" / "tickets.csv").exists()
     assert "incidents in warehouse:" in r.stdout and "rejected input rows:" in r.stdout
+    # issue 17: the demo records February as delivered at 2026-03-04 00:00 local and approves
+    # resolution exclusions of February tickets a week later, so March's reports restate February
+    assert "recording the 2026-02 reports as delivered at 2026-03-04T00:00:00+01:00" in r.stderr + r.stdout
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        delivered = con.execute("SELECT count(DISTINCT customer_id), min(month), max(month), min(delivered_at) "
+                                "FROM delivered_figures").fetchone()
+        excluded_later = con.execute(
+            "SELECT i.customer_id, i.ticket_id FROM restatements r, incident_sla i, incident_exclusions x "
+            "WHERE r.month = '2026-02' AND r.figure = 'resolution_excluded' AND r.now > r.was "
+            "AND i.customer_id = r.customer_id AND i.month = '2026-02' AND x.ticket_id = i.ticket_id "
+            "AND x.metric = 'resolution' AND x.approved_at > r.delivered_at ORDER BY 1, 2").fetchall()
+    assert delivered[0] > 0 and delivered[1] == delivered[2] == "2026-02"
+    assert excluded_later, "no exclusion approved after the earlier delivery restates February"
+    customer, ticket = excluded_later[0]
+    pdf = next((tmp_path / "out" / "2026-03" / "customers").glob(f"{customer}-*.pdf")).read_bytes()
+    text = squash(pdf_text(pdf))  # table cells wrap anywhere
+    assert squash("Changes to earlier reports") in text
+    assert squash(f"{ticket}: resolution") in text and squash("-> excluded (Outage on the") in text
+    others = [p for p in (tmp_path / "out" / "2026-03" / "customers").glob("*.pdf") if not p.name.startswith(customer)]
+    assert all(ticket not in pdf_text(p.read_bytes()) for p in others)  # never in another customer's report
 
 
 def test_month_to_date_works_and_a_month_after_the_cut_off_is_refused(tmp_path):

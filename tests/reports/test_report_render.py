@@ -499,6 +499,41 @@ def test_one_kaleido_call_per_report_and_deterministic_svg():
     assert 'id="defs-trend"' in first and "clip-path" in first
 
 
+def test_kaleido_page_is_not_reloaded_per_figure_and_history_does_not_change_the_svg():
+    """Issue 18: the page (with plotly.js) stays loaded between figures, ~0.3 CPU-s of chromium
+    saved per report; a figure drawn after others gives the same SVG as drawn first."""
+    vm = sample_report("en")
+    first = charts.trend_svg(vm.trend, "en")
+    reloads = charts.page_reloads()
+    others = [charts.trend_svg(vm.trend, "de"), charts.trend_svg(vm.trend[:5], "en"),
+              charts.trend_svg(empty_report("en").trend, "en", resolution=False)]
+    assert charts.trend_svg(vm.trend, "en") == first
+    assert charts.page_reloads() == reloads, "kaleido reloads its page per figure again"
+    assert len(set(others)) == 3
+
+
+def test_simplified_svg_keeps_what_is_drawn():
+    raw = ('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" class="main-svg" '
+           'width="10" height="10"><defs id="defs-ab12c"><g class="clips"><clipPath '
+           'id="clipab12cxy"><rect width="5" height="5"/></clipPath></g></defs>'
+           '<g class="layer"><g class="empty"/><path class="xlines-below"/>'
+           '<rect class="scrollbar" width="0" height="0"/>'
+           '<path d="M0,0h5" clip-path="url(#clipab12cxy)" style="stroke: red;" class="x"/>'
+           '<g transform="translate(1,1)"><text y="2" data-unformatted="A" x="1">A</text></g>'
+           '</g></svg>')
+    svg = charts.normalise_svg(raw, "trend")
+    assert svg == ('<svg xmlns="http://www.w3.org/2000/svg" height="10" width="10">'
+                   '<defs id="defs-trend"><g><clipPath id="cliptrendxy"><rect height="5" '
+                   'width="5" /></clipPath></g></defs><path clip-path="url(#cliptrendxy)" '
+                   'd="M0,0h5" stroke="red" /><g transform="translate(1,1)">'
+                   '<text x="1" y="2">A</text></g></svg>')
+    # inline styles become attributes; one that cannot be split safely stays a style
+    assert charts._style_declarations("fill: rgb(1, 2, 3); font-family: 'A', sans-serif") == {  # noqa: SLF001
+        "fill": "rgb(1, 2, 3)", "font-family": "'A', sans-serif"}
+    for kept in ("fill: red !important", "font-family: 'a;b'", "-webkit-x: 1", "nonsense"):
+        assert charts._style_declarations(kept) == {"style": kept}  # noqa: SLF001
+
+
 def test_report_css_is_parsed_once_per_process_through_the_confined_fetcher():
     style = render.report_style()
     assert render.report_style() is style  # reused, not re-parsed per report
@@ -533,3 +568,22 @@ def test_nine_character_ticket_ids_do_not_wrap():
     with __import__("pdfplumber").open(io.BytesIO(pdf)) as doc:
         words = {w["text"] for page in doc.pages for w in page.extract_words()}
     assert set(ids.values()) <= words, sorted(set(ids.values()) - words)
+
+
+def test_customer_report_uses_the_lean_user_agent_stylesheet(monkeypatch):
+    """Issue 18: WeasyPrint's UA stylesheet gives every element six pseudo-element styles for
+    list markers and footnotes; the customer report (no lists, no footnotes) drops those rules
+    and must come out byte for byte as with the stock stylesheet."""
+    from weasyprint.html import UA
+
+    lean = render.lean_ua_css(UA)
+    assert lean is not None, "WeasyPrint's UA stylesheet changed: update render.lean_ua_css"
+    assert "li::marker" in lean and "::footnote-call" not in lean
+    css = render.REPORT_CSS.read_text()
+    assert "footnote" not in css and "list-item" not in css
+    assert render._lean_ua_stylesheet() is not None  # noqa: SLF001
+    html = render_customer_html(sample_report("de"))
+    vm = sample_report("de")
+    lean_pdf = html_to_pdf(html, created=vm.cutoff, report_css=True)
+    monkeypatch.setattr(render, "_lean_ua_stylesheet", lambda: None)
+    assert html_to_pdf(html, created=vm.cutoff, report_css=True) == lean_pdf
