@@ -170,7 +170,8 @@ class RequestTrackerSource(ApiTicketSource):
                 # user names only from where RT puts them (a Requestor list of objects, a Creator
                 # object): other shapes crashed with AttributeError/TypeError (fuzzing)
                 requestors = t.get("Requestor") if isinstance(t.get("Requestor"), list) else []
-                customers = {as_dict(r).get("id") for r in requestors}
+                # an id that is no string (a list, a number) names no user: it would not hash either
+                customers = {i for i in (as_dict(r).get("id") for r in requestors) if isinstance(i, str) and i}
                 names = [*customers, *(as_dict(x.get("Creator")).get("id") for x in history)]
                 for n in sorted({n for n in names if isinstance(n, str) and n}):
                     u = self._user(n, users)

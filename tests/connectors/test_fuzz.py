@@ -700,6 +700,9 @@ RT_REGRESSION = {  # CustomFields an object, a Requestor that is a string, LastU
     {"id": 1, "LastUpdated": "2026-01-12T09:00:00Z"}, {"id": 1, "LastUpdated": "2026-01-12T10:00:00Z"}]})
 @example(sc={**RT_REGRESSION, "broken": "txn_id", "hist": {"1": [{"id": "abc", "Type": "Correspond"}],
                                                             "2": [{"id": str(2**70), "Type": "Correspond"}]}})
+@example(sc={**RT_REGRESSION, "hist": {"1": []}, "tickets": [  # a Requestor whose id is a list (found in CI)
+    {"id": 1, "Subject": None, "Created": "", "LastUpdated": "2026-01-12T10:30:00Z",
+     "Requestor": [{"id": [], "type": "user"}], "Priority": []}]})
 def test_fuzz_request_tracker_generated(fuzz_server, contracts, sc):
     rt_check(fuzz_server, sc, contracts)
 
