@@ -84,11 +84,12 @@ def _physical_lines(file: str, store_rejects: bool) -> str:
             f"delim = '\x1e\x1f', quote = '', escape = '', strict_mode = false{rejects}, parallel = false)")
 
 
-def _csv_records(file: str, columns: str) -> str:
+def _csv_records(file: str, columns: str, parallel: bool = False) -> str:
     """read_csv of a file's records (rows DuckDB cannot parse go to `_csv_rejects`), in file order."""
     return (f"read_csv({file}, header = true, auto_detect = false, columns = {columns}, "
             f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
-            f"store_rejects = true, rejects_table = '_csv_rejects', rejects_scan = '_csv_scans', parallel = false)")
+            f"store_rejects = true, rejects_table = '_csv_rejects', rejects_scan = '_csv_scans', "
+            f"parallel = {'true' if parallel else 'false'})")
 
 
 def read_header(path: Path) -> list[str]:
@@ -272,11 +273,13 @@ def _read_records_fast(con, path: Path, file: str, columns: str, wanted: list[st
     _drop_reader_rejects(con)
     cols = ", ".join(f'r."{c}"' for c in wanted)
     if scan.starts is None:
-        # every line is one record: row_number() OVER () numbers the single-threaded scan in file order
+        # every line is one record: row_number() OVER () numbers the records in file order (DuckDB keeps
+        # a scan's row order through an empty OVER clause, also when it reads in parallel; the
+        # order_preservation page of its docs), so both cores parse (issue 18: 41 CPU-s at 10M)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {stg} AS
             SELECT {cols}, CAST(row_number() OVER () + 1 AS BIGINT) AS line, true AS _record
-            FROM {_csv_records(file, columns)} r
+            FROM {_csv_records(file, columns, parallel=True)} r
             """)
     else:
         # record k <-> the (k + 2)-th start, side by side with the single-threaded scan (a positional
