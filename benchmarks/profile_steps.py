@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import _common  # noqa: F401  (puts the repo on sys.path)
-from _common import DATA_DIR
+from _common import DATA_DIR, peak_rss_mb
 from incident_sla_scale import AS_OF
 
 
@@ -41,8 +41,9 @@ def _label(sql: str) -> str:
 class Profiler:
     """A DuckDB connection whose `execute` calls are timed one by one."""
 
-    def __init__(self, con, temp_dir: Path | None = None):
+    def __init__(self, con, temp_dir: Path | None = None, verbose: bool = False):
         self._con = con
+        self.verbose = verbose  # name each statement on stderr as it starts (which one failed, ran out of memory)
         self.rows: list[dict] = []
         self.temp_dir = temp_dir
 
@@ -65,28 +66,16 @@ class Profiler:
         for name, value in sys._getframe(1).f_locals.items():
             if type(value).__module__.startswith(("pyarrow", "pandas", "polars")) and re.search(rf"\b{name}\b", sql):
                 self._con.register(name, value)
+        if self.verbose:
+            print(f"  .. {_label(sql)[:100]}", file=sys.stderr, flush=True)
         t0, c0 = time.perf_counter(), _cpu()
-        res = self._con.execute(sql, params or [])
-        if res is not None and res.description is not None:
-            rows = res.fetchall()  # DuckDB 2 wants results fetched; hand back a cursor-like object
-            res = _Fetched(rows, res.description)
+        res = self._con.execute(sql, params or [])  # a result's rows are fetched by the caller, untimed
         self.rows.append({"sql": _label(sql), "wall_s": time.perf_counter() - t0, "cpu_s": _cpu() - c0,
-                          "spill_bytes": self._spill()})
+                          "spill_bytes": self._spill(), "peak_rss_mb": peak_rss_mb()})
         return res
 
     def __getattr__(self, name):
         return getattr(self._con, name)
-
-
-class _Fetched:
-    def __init__(self, rows, description):
-        self._rows, self.description = rows, description
-
-    def fetchall(self):
-        return self._rows
-
-    def fetchone(self):
-        return self._rows[0] if self._rows else None
 
 
 def split_sql(text: str) -> list[str]:
@@ -119,7 +108,7 @@ def profile(step: str, size: str, db: Path, memory_limit: str, threads: int | No
     con.execute(f"SET memory_limit = '{memory_limit}'")
     if threads:
         con.execute(f"SET threads = {threads}")
-    prof = Profiler(con, Path(str(db) + ".tmp"))
+    prof = Profiler(con, Path(str(db) + ".tmp"), verbose=True)
     t0, c0 = time.perf_counter(), _cpu()
     if step == "import":
         import_source(prof, CsvExportSource(DATA_DIR / f"export_{size}"), policy)
@@ -171,9 +160,10 @@ def main(argv=None):
         total = rows[0]
         print(f"\n## {step} {args.size}: wall {total['wall_s']:.2f} s, CPU {total['cpu_s']:.2f} s, "
               f"load {os.getloadavg()[0]:.1f}")
-        print("| CPU s | wall s | spill GiB | statement |\n|---:|---:|---:|---|")
+        print("| CPU s | wall s | spill GiB (after) | statement |\n|---:|---:|---:|---|")
         for r in sorted(rows[1:], key=lambda r: -r["cpu_s"])[: args.top]:
             print(f"| {r['cpu_s']:.2f} | {r['wall_s']:.2f} | {r['spill_bytes'] / 2**30:.1f} | {r['sql']} |")
+        print(f"peak RSS {max(r.get('peak_rss_mb', 0) for r in rows) / 1024:.2f} GiB", flush=True)
     out["load_after"] = os.getloadavg()
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))

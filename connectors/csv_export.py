@@ -24,6 +24,7 @@ and which path staged it.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import logging
@@ -74,6 +75,8 @@ log = logging.getLogger(__name__)
 
 #: temp table: per staged table (`stg`), the file it was staged from and whether the fast path did it
 LINE_SOURCES = "_csv_line_sources"
+#: temp table: per fast-path staged table, (line, byte offset) marks for `read_lines`
+LINE_INDEX = "_csv_line_index"
 
 
 def _physical_lines(file: str, store_rejects: bool) -> str:
@@ -84,11 +87,12 @@ def _physical_lines(file: str, store_rejects: bool) -> str:
             f"delim = '\x1e\x1f', quote = '', escape = '', strict_mode = false{rejects}, parallel = false)")
 
 
-def _csv_records(file: str, columns: str) -> str:
+def _csv_records(file: str, columns: str, parallel: bool = False) -> str:
     """read_csv of a file's records (rows DuckDB cannot parse go to `_csv_rejects`), in file order."""
     return (f"read_csv({file}, header = true, auto_detect = false, columns = {columns}, "
             f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
-            f"store_rejects = true, rejects_table = '_csv_rejects', rejects_scan = '_csv_scans', parallel = false)")
+            f"store_rejects = true, rejects_table = '_csv_rejects', rejects_scan = '_csv_scans', "
+            f"parallel = {'true' if parallel else 'false'})")
 
 
 def read_header(path: Path) -> list[str]:
@@ -120,6 +124,8 @@ def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec,
     """
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {LINE_SOURCES} (stg VARCHAR, file VARCHAR, fast BOOLEAN)")
     con.execute(f"DELETE FROM {LINE_SOURCES} WHERE stg = ?", [f"stg_{spec.table}"])
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {LINE_INDEX} (stg VARCHAR, line BIGINT, byte_offset BIGINT)")
+    con.execute(f"DELETE FROM {LINE_INDEX} WHERE stg = ?", [f"stg_{spec.table}"])
     path = export_dir / spec.name
     if not path.is_file():
         if spec.must_exist:
@@ -163,6 +169,7 @@ class LineScan:
 
     lines: int
     starts: np.ndarray | None
+    index: tuple[tuple[int, int], ...] = ()  # (line, byte offset it starts at), one per chunk: for read_lines
 
     @property
     def records(self) -> int:
@@ -188,6 +195,7 @@ def scan_lines(path: Path, chunk: int = 1 << 24) -> LineScan | None:
     last_starts = True
     prev_byte = -1
     starts_parts: list[np.ndarray] = []  # record-start line numbers, once a line has been found that does not start one
+    index: list[tuple[int, int]] = []
     every_line = True
     offset = 0
     buf = bytearray(chunk)
@@ -223,6 +231,7 @@ def scan_lines(path: Path, chunk: int = 1 << 24) -> LineScan | None:
                 if not every_line:
                     starts_parts.append(newlines + 2 + np.flatnonzero(even).astype(np.int64))
                 last_nl, last_starts = int(nl[-1]) + offset, bool(even[-1])
+                index.append((newlines + 2, offset + int(nl[0]) + 1))  # the line after the chunk's first newline
                 newlines += len(nl)
             quotes += len(q)
             prev_byte = int(a[-1])
@@ -234,11 +243,11 @@ def scan_lines(path: Path, chunk: int = 1 << 24) -> LineScan | None:
     if offset == 0:
         return None
     if every_line:
-        return LineScan(lines, None)
+        return LineScan(lines, None, tuple(index))
     starts = np.concatenate(starts_parts)
     if ends_with_newline and len(starts) and starts[-1] == newlines + 1:
         starts = starts[:-1]  # the position after the final newline is the end of the file, not a line
-    return LineScan(lines, starts)
+    return LineScan(lines, starts, tuple(index))
 
 
 def _byte_at(a: np.ndarray, offset: int, positions: np.ndarray, prev_byte: int) -> np.ndarray:
@@ -272,11 +281,13 @@ def _read_records_fast(con, path: Path, file: str, columns: str, wanted: list[st
     _drop_reader_rejects(con)
     cols = ", ".join(f'r."{c}"' for c in wanted)
     if scan.starts is None:
-        # every line is one record: row_number() OVER () numbers the single-threaded scan in file order
+        # every line is one record: row_number() OVER () numbers the records in file order (DuckDB keeps
+        # a scan's row order through an empty OVER clause, also when it reads in parallel; the
+        # order_preservation page of its docs), so both cores parse (issue 18: 41 CPU-s at 10M)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {stg} AS
             SELECT {cols}, CAST(row_number() OVER () + 1 AS BIGINT) AS line, true AS _record
-            FROM {_csv_records(file, columns)} r
+            FROM {_csv_records(file, columns, parallel=True)} r
             """)
     else:
         # record k <-> the (k + 2)-th start, side by side with the single-threaded scan (a positional
@@ -304,6 +315,7 @@ def _read_records_fast(con, path: Path, file: str, columns: str, wanted: list[st
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _units (record_no BIGINT, line_no HUGEINT, blank BOOLEAN, next_line_no HUGEINT)"
     )
+    con.executemany(f"INSERT INTO {LINE_INDEX} VALUES (?, ?, ?)", [(stg, line, off) for line, off in scan.index])
     if scan.starts is not None:
         starts = pa.table({"line_no": np.append(scan.starts, scan.lines + 1)})  # noqa: F841 - read by name in the SQL
         con.register("_record_starts", starts)
@@ -433,7 +445,8 @@ def rejected_rows_sql(con: duckdb.DuckDBPyConnection, stg: str, rejected: str) -
     # GB for a handful of lines), as DuckDB's line reader gives it: an empty line is NULL and drops
     # out of the record's text
     spans_rows = con.execute(f"SELECT line, next_line FROM ({spans})").fetchall()
-    texts = read_lines(Path(path), sorted({n for line, end in spans_rows for n in range(line, end)}))
+    index = con.execute(f"SELECT line, byte_offset FROM {LINE_INDEX} WHERE stg = ?", [stg]).fetchall()
+    texts = read_lines(Path(path), sorted({n for line, end in spans_rows for n in range(line, end)}), index=index)
     if texts is not None:
         raws = [(line, "\n".join(t for t in (texts.get(n) for n in range(line, end)) if t) or None)
                 for line, end in spans_rows]
@@ -454,49 +467,61 @@ def rejected_rows_sql(con: duckdb.DuckDBPyConnection, stg: str, rejected: str) -
         FROM spans s"""
 
 
-def read_lines(path: Path, wanted: list[int], chunk: int = 1 << 24) -> dict[int, str] | None:
+def read_lines(path: Path, wanted: list[int], chunk: int = 1 << 24,
+               index: list[tuple[int, int]] | None = None) -> dict[int, str] | None:
     """Text of the physical lines `wanted` (sorted line numbers, 1 = the first), without the line end;
     "" for an empty one. Only for files `scan_lines` accepted (LF or CRLF ends, no lone CR). None if
-    a line is not UTF-8 (the caller then asks DuckDB)."""
-    out: dict[int, str] = {}
+    a line is not UTF-8 (the caller then asks DuckDB). `index` ((line, byte offset where it starts),
+    from `scan_lines`) lets it start near each wanted line instead of at the top of the file."""
+    out: dict[int, bytes] = {}
     if not wanted:
-        return out
-    want = np.asarray(wanted, dtype=np.int64)
-    want_set = set(wanted)
-    last = int(want[-1])
-    line = 1  # the line that starts at `start`
-    start = 0  # absolute offset of the current line's first byte
-    offset = 0
-    pending = b""  # bytes of a wanted line that runs into the next chunk
+        return {}
+    marks = sorted({(1, 0), *(index or ())})
+    starts = [m[0] for m in marks]
+    groups: dict[int, list[int]] = {}  # the last mark at or before each wanted line -> those lines
+    for n in wanted:
+        groups.setdefault(bisect.bisect_right(starts, n) - 1, []).append(n)
     buf = bytearray(chunk)
     with path.open("rb", buffering=0) as fh:
-        while line <= last:
-            n = fh.readinto(buf)
-            if not n:
-                break
-            a = np.frombuffer(buf, dtype=np.uint8, count=n)
-            nl = np.flatnonzero(a == 10)
-            # lines ending in this chunk: line + i ends at nl[i]
-            ends = line + np.arange(len(nl))
-            for i in np.flatnonzero(np.isin(ends, want)):
-                s0 = start - offset if i == 0 else int(nl[i - 1]) + 1
-                piece = (pending if i == 0 else b"") + bytes(a[max(s0, 0):int(nl[i])])
-                out[int(ends[i])] = piece
-            if line + len(nl) in want_set:  # the line after the chunk's last newline is wanted: keep its bytes
-                s0 = int(nl[-1]) + 1 if len(nl) else max(start - offset, 0)
-                pending = (pending if not len(nl) else b"") + bytes(a[s0:n])
-            else:
-                pending = b""
-            if len(nl):
-                start = offset + int(nl[-1]) + 1
-            line += len(nl)
-            offset += n
-    if pending and line in want_set:
-        out[line] = pending  # the last line, without a line end
+        for mark, lines in sorted(groups.items()):
+            line, offset = marks[mark]
+            fh.seek(offset)
+            _read_from(fh, buf, line, offset, lines, out)
     try:
         return {k: v.removesuffix(b"\r").decode("utf-8") for k, v in out.items()}
     except UnicodeDecodeError:
         return None
+
+
+def _read_from(fh, buf: bytearray, line: int, offset: int, wanted: list[int], out: dict[int, bytes]) -> None:
+    """Scan from `offset` (where line `line` starts) until the wanted lines have been read."""
+    want = np.asarray(wanted, dtype=np.int64)
+    want_set = set(wanted)
+    last = int(want[-1])
+    start = offset  # absolute offset of the current line's first byte
+    pending = b""  # bytes of a wanted line that runs into the next chunk
+    while line <= last:
+        n = fh.readinto(buf)
+        if not n:
+            break
+        a = np.frombuffer(buf, dtype=np.uint8, count=n)
+        nl = np.flatnonzero(a == 10)
+        # lines ending in this chunk: line + i ends at nl[i]
+        ends = line + np.arange(len(nl))
+        for i in np.flatnonzero(np.isin(ends, want)):
+            s0 = start - offset if i == 0 else int(nl[i - 1]) + 1
+            out[int(ends[i])] = (pending if i == 0 else b"") + bytes(a[max(s0, 0):int(nl[i])])
+        if line + len(nl) in want_set:  # the line after the chunk's last newline is wanted: keep its bytes
+            s0 = int(nl[-1]) + 1 if len(nl) else max(start - offset, 0)
+            pending = (pending if not len(nl) else b"") + bytes(a[s0:n])
+        else:
+            pending = b""
+        if len(nl):
+            start = offset + int(nl[-1]) + 1
+        line += len(nl)
+        offset += n
+    if pending and line in want_set:
+        out[line] = pending  # the last line, without a line end
 
 
 def stage_export(con: duckdb.DuckDBPyConnection, export_dir: str | Path, *, fast_path: bool = True) -> dict[str, int]:

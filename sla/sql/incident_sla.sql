@@ -171,7 +171,10 @@ FROM _incidents i LEFT JOIN _milestones m USING (tid);
 -- Business clock of an instant e (seconds since the calendar's start): the row of e's bucket in
 -- business_clock_buckets (an equi-join; see sla/calendar.py ClockBuckets), then
 -- cum_before + clamp(e - open_epoch, 0, business_seconds).
-CREATE OR REPLACE TEMP TABLE _segments AS
+-- Written straight into incident_clock_segments (35M rows at 10M incidents: a temp table of them
+-- spilled), with tid for _durations, then tid is dropped (no rewrite: the table is new in this
+-- transaction).
+CREATE OR REPLACE TABLE incident_clock_segments AS
 WITH boundaries AS (
     SELECT tid, 0 AS seq, getvariable('initial_status') AS status, created_at AS seg_start, first_status_at AS next_start
     FROM _stops
@@ -184,30 +187,33 @@ WITH boundaries AS (
     WHERE b.seg_start < coalesce(s.resolved_at, p.as_of)
        OR (b.seq = 0 AND b.seg_start = coalesce(s.resolved_at, p.as_of))
 )
-SELECT s.*,
+SELECT s.ticket_id, s.seq, s.status,
        CASE WHEN list_contains(getvariable('resolved'), s.status) THEN 'stopped'
             WHEN list_contains(getvariable('pause'), s.status) THEN 'paused'
             ELSE 'running' END AS state,
+       s.start_at, s.end_at,
        greatest((ke.cum_before + least(greatest(s.e1 - ke.open_epoch, 0), ke.business_seconds))
-              - (ks.cum_before + least(greatest(s.e0 - ks.open_epoch, 0), ks.business_seconds)), 0) AS business_seconds
+              - (ks.cum_before + least(greatest(s.e0 - ks.open_epoch, 0), ks.business_seconds)), 0) AS business_seconds,
+       s.tid
 FROM (SELECT *, epoch(start_at)::BIGINT AS e0, epoch(end_at)::BIGINT AS e1 FROM cut) s
 JOIN business_clock_buckets ks ON ks.k = least(greatest(s.e0 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
 JOIN business_clock_buckets ke ON ke.k = least(greatest(s.e1 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'));
-
-CREATE OR REPLACE TABLE incident_clock_segments AS
-SELECT ticket_id, seq, status, state, start_at, end_at, business_seconds FROM _segments;
 
 CREATE OR REPLACE TEMP TABLE _durations AS
 SELECT tid,
        coalesce(sum(business_seconds) FILTER (WHERE state = 'running'), 0) AS running_seconds,
        coalesce(sum(business_seconds) FILTER (WHERE state = 'paused'), 0) AS paused_seconds
-FROM _segments GROUP BY tid;
+FROM incident_clock_segments GROUP BY tid;
+
+ALTER TABLE incident_clock_segments DROP COLUMN tid;
 
 -- Severity in effect at an instant: last severity event at or before it (the most severe of
 -- one instant, by the event order above). Only incidents with a severity change have a row.
 CREATE OR REPLACE TEMP TABLE _severity_changes AS
 SELECT tid, occurred_at, CAST(arg_max(value, seq) AS INTEGER) AS severity
 FROM _events WHERE kind_code = 2 GROUP BY tid, occurred_at;
+
+DROP TABLE _events;  -- 60M rows at 10M incidents, read for the last time above
 
 CREATE OR REPLACE TEMP TABLE _severities AS
 SELECT s.tid,
@@ -241,6 +247,37 @@ CREATE OR REPLACE TEMP TABLE _tiered AS
 SELECT s.*, r.tier, r.terms, r.quota_rank
 FROM _stops s JOIN _ranked r USING (ticket_id);
 
+-- The figures of each incident (a temp table: joined and sorted in one statement with the writing of
+-- incident_sla, the 10M-row hash tables and the sort ran out of the 4 GB limit).
+CREATE OR REPLACE TEMP TABLE _measured AS
+SELECT t.* EXCLUDE (fr_e, fr_severity, res_severity),
+       coalesce(t.fr_severity, t.created_severity) AS first_response_severity,
+       coalesce(t.res_severity, t.created_severity) AS resolution_severity,
+       ft.first_response_seconds AS first_response_target_seconds,
+       rt.resolution_seconds AS resolution_target_seconds,
+       tier_q.monthly_incident_quota AS quota,
+       CASE WHEN t.first_response_at IS NOT NULL THEN greatest(
+           cr.cum_before + least(greatest(t.fr_e - cr.open_epoch, 0), cr.business_seconds) - t.created_clock, 0)
+       END AS first_response_business_seconds,
+       greatest(ca.clock - t.created_clock, 0) AS elapsed_business_seconds,
+       d.running_seconds, d.paused_seconds
+FROM (SELECT t.*, sv.fr_severity, sv.res_severity, epoch(t.first_response_at)::BIGINT AS fr_e,
+             cf.cum_before + least(greatest(epoch(t.created_at)::BIGINT - cf.open_epoch, 0), cf.business_seconds)
+                 AS created_clock
+      FROM _tiered t LEFT JOIN _severities sv USING (tid) LEFT JOIN business_clock_buckets cf ON cf.k = least(greatest(epoch(t.created_at)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) t
+LEFT JOIN _durations d USING (tid)  -- every incident has one (its first segment); LEFT: built on this side
+LEFT JOIN business_clock_buckets cr ON cr.k = least(greatest(t.fr_e - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
+CROSS JOIN (SELECT c.cum_before + least(greatest(epoch(p.as_of)::BIGINT - c.open_epoch, 0), c.business_seconds) AS clock
+            FROM run_params p JOIN business_clock_buckets c ON c.k = least(greatest(epoch(p.as_of)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) ca
+-- Targets and quota (sla-semantics.md section 6): the policy version in force on the local date of
+-- creation, under the contract's term set (NULL = the tier's standard terms).
+LEFT JOIN sla_targets_versioned ft ON ft.tier = t.tier AND ft.severity = coalesce(t.fr_severity, t.created_severity)
+      AND ft.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN ft.valid_from AND ft.valid_to
+LEFT JOIN sla_targets_versioned rt ON rt.tier = t.tier AND rt.severity = coalesce(t.res_severity, t.created_severity)
+      AND rt.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN rt.valid_from AND rt.valid_to
+LEFT JOIN sla_tiers_versioned tier_q ON tier_q.tier = t.tier
+      AND tier_q.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN tier_q.valid_from AND tier_q.valid_to;
+
 -- Approved exclusions (sla-semantics.md section 6) known at the cut-off: per incident and metric the
 -- latest approval (approved_at, then the later line) applies; `both` stands for both metrics.
 CREATE OR REPLACE TABLE incident_exclusions AS
@@ -257,37 +294,7 @@ FROM (
 )
 ORDER BY ticket_id, metric;
 
--- The figures of each incident, then incident_sla (one statement: no temp table of 10M wide rows).
 CREATE OR REPLACE TABLE incident_sla AS
-WITH _measured AS (
-    SELECT t.* EXCLUDE (fr_e, fr_severity, res_severity),
-           coalesce(t.fr_severity, t.created_severity) AS first_response_severity,
-           coalesce(t.res_severity, t.created_severity) AS resolution_severity,
-           ft.first_response_seconds AS first_response_target_seconds,
-           rt.resolution_seconds AS resolution_target_seconds,
-           tier_q.monthly_incident_quota AS quota,
-           CASE WHEN t.first_response_at IS NOT NULL THEN greatest(
-               cr.cum_before + least(greatest(t.fr_e - cr.open_epoch, 0), cr.business_seconds) - t.created_clock, 0)
-           END AS first_response_business_seconds,
-           greatest(ca.clock - t.created_clock, 0) AS elapsed_business_seconds,
-           d.running_seconds, d.paused_seconds
-    FROM (SELECT t.*, sv.fr_severity, sv.res_severity, epoch(t.first_response_at)::BIGINT AS fr_e,
-                 cf.cum_before + least(greatest(epoch(t.created_at)::BIGINT - cf.open_epoch, 0), cf.business_seconds)
-                     AS created_clock
-          FROM _tiered t LEFT JOIN _severities sv USING (tid) JOIN business_clock_buckets cf ON cf.k = least(greatest(epoch(t.created_at)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) t
-    JOIN _durations d USING (tid)
-    LEFT JOIN business_clock_buckets cr ON cr.k = least(greatest(t.fr_e - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
-    CROSS JOIN (SELECT c.cum_before + least(greatest(epoch(p.as_of)::BIGINT - c.open_epoch, 0), c.business_seconds) AS clock
-                FROM run_params p JOIN business_clock_buckets c ON c.k = least(greatest(epoch(p.as_of)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) ca
-    -- Targets and quota (sla-semantics.md section 6): the policy version in force on the local date of
-    -- creation, under the contract's term set (NULL = the tier's standard terms).
-    LEFT JOIN sla_targets_versioned ft ON ft.tier = t.tier AND ft.severity = coalesce(t.fr_severity, t.created_severity)
-          AND ft.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN ft.valid_from AND ft.valid_to
-    LEFT JOIN sla_targets_versioned rt ON rt.tier = t.tier AND rt.severity = coalesce(t.res_severity, t.created_severity)
-          AND rt.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN rt.valid_from AND rt.valid_to
-    LEFT JOIN sla_tiers_versioned tier_q ON tier_q.tier = t.tier
-          AND tier_q.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN tier_q.valid_from AND tier_q.valid_to
-)
 SELECT m.ticket_id,
        m.customer_id,
        m.tier,

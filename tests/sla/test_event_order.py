@@ -148,6 +148,44 @@ def test_reference_applies_the_same_order():
 
 
 # --------------------------------------------------------------------------------------------
+# Rows the import never accepts (written into ticket_events by hand, or statuses a later policy no
+# longer ranks) still apply in the documented order: ties of kind and rank break on actor, then
+# value. incident_sla.sql keeps that with a small tie table instead of text sort keys (issue 18).
+U1_TICKET = [("U1", "COR", "unranked statuses", 2, "2026-09-15T09:00:00+02:00", "email")]
+U1_ROWS = [  # (occurred_at, kind, actor, value): at 11:00 two statuses the policy does not rank
+    ("2026-09-15T10:00:00+02:00", "status", "agent", "open"),
+    ("2026-09-15T11:00:00+02:00", "status", "zed", "waiting"),
+    ("2026-09-15T11:00:00+02:00", "status", "amy", "triage"),
+    ("2026-09-15T11:00:00+02:00", "status", "amy", "blocked"),
+    ("2026-09-15T11:00:00+02:00", "severity", "zed", "02"),
+    ("2026-09-15T11:00:00+02:00", "severity", "amy", "2"),
+]
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_rows_the_import_would_reject_still_break_ties_on_actor_then_value(tmp_path, order):
+    import duckdb
+
+    from connectors.csv_export import CsvExportSource
+    from sla.steps import compute_metrics, import_source
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    import_source(con, CsvExportSource(write_export(tmp_path, U1_TICKET, [], CONTRACTS)), POLICY)
+    rows = list(U1_ROWS)
+    random.Random(order).shuffle(rows)
+    con.executemany("INSERT INTO ticket_events VALUES ('U1', CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?)",
+                    [(*r, 100 + i) for i, r in enumerate(rows)])
+    compute_metrics(con, POLICY, AS_OF)
+    segs = con.execute("SELECT seq, status FROM incident_clock_segments WHERE ticket_id = 'U1' ORDER BY seq").fetchall()
+    # 11:00: severities first, then statuses; unranked ones by actor (amy before zed), then value
+    # (blocked before triage); seq counts every event, the severities included
+    assert segs == [(0, "new"), (1, "open"), (4, "blocked"), (5, "triage"), (6, "waiting")]
+    row = incident_rows(con)["U1"]
+    assert row["current_status"] == "waiting" and row["resolved_at"] is None
+
+
+# --------------------------------------------------------------------------------------------
 # Property: shuffling the rows of the three CSV files changes no table.
 STATUSES = ["new", "open", "pending", "on_hold", "solved", "closed"]
 START = dt.datetime(2026, 3, 20, 8, tzinfo=UTC)
