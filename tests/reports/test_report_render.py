@@ -587,3 +587,36 @@ def test_customer_report_uses_the_lean_user_agent_stylesheet(monkeypatch):
     lean_pdf = html_to_pdf(html, created=vm.cutoff, report_css=True)
     monkeypatch.setattr(render, "_lean_ua_stylesheet", lambda: None)
     assert html_to_pdf(html, created=vm.cutoff, report_css=True) == lean_pdf
+
+
+def _page_texts(pdf: bytes) -> list[str]:
+    with __import__("pdfplumber").open(io.BytesIO(pdf)) as doc:
+        return [page.extract_text() for page in doc.pages]
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_methodology_laid_out_once_draws_the_same_pages(language):
+    """Issue 18: the methodology page is laid out once per thread and content and drawn onto
+    placeholder pages under the report's own running header and page numbers: same pages and
+    same text as the section laid out inline, and a later report reuses the laid-out page."""
+    vm = sample_report(language)
+    inline = html_to_pdf(render_customer_html(vm), created=vm.cutoff, report_css=True)
+    overlaid = render_customer_pdf(vm)
+    assert _page_texts(overlaid) == _page_texts(inline)
+    assert [o.title for o in PdfReader(io.BytesIO(overlaid)).outline[-1][-1]] == [
+        o.title for o in PdfReader(io.BytesIO(inline)).outline[-1][-1]]
+    context = render.customer_context(vm, with_charts=False)
+    html, pages = render.customer_html_and_overlays(context)
+    assert html.count("methodology-placeholder") == len(pages) >= 1
+    assert render.customer_html_and_overlays(context)[1] is pages  # cached, not laid out again
+    other = render.customer_context(replace(vm, customer=replace(vm.customer, tier="enterprise")),
+                                    with_charts=False)
+    assert render.customer_html_and_overlays(other)[1] is not pages  # other tier, other page
+
+
+def test_overlays_need_their_placeholder_pages():
+    vm = sample_report("en")
+    _, pages = render.customer_html_and_overlays(render.customer_context(vm, with_charts=False))
+    with pytest.raises(RuntimeError, match="placeholders"):
+        html_to_pdf(render_customer_html(vm, with_charts=False), created=vm.cutoff,
+                    report_css=True, overlays=pages)
