@@ -39,7 +39,7 @@ from weasyprint.formatting_structure import boxes
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse, URLFetchingError
 
-from reports import charts, filters
+from reports import charts, filters, svg_text
 from sla.months import shift_month
 from sla.report_data.models import CustomerReport
 
@@ -274,8 +274,8 @@ def html_to_pdf(html: str, *, created: datetime, fetcher: TemplateOnlyFetcher | 
 
     With `report_css`, the HTML is styled by report.css parsed once per thread (see
     `report_style`) and rendered with that thread's shared font configuration and the lean
-    user-agent stylesheet (`_ReportHTML`: no lists or footnotes), without automatic garbage
-    collection while it renders (`_collector_paused`); the HTML must then not link report.css
+    user-agent stylesheet (`_ReportHTML`: no lists or footnotes), SVG labels laid out whole
+    (`svg_text`), without automatic garbage collection while it renders (`_collector_paused`); the HTML must then not link report.css
     itself. Otherwise a fresh font configuration is used and
     the HTML brings its own stylesheets.
 
@@ -289,7 +289,8 @@ def html_to_pdf(html: str, *, created: datetime, fetcher: TemplateOnlyFetcher | 
     else:
         font_config, stylesheets = FontConfiguration(), None
     html_class = _ReportHTML if report_css else HTML
-    with _collector_paused() if report_css else nullcontext():
+    fast_svg_text = svg_text.enabled() if report_css and svg_text.install() else nullcontext()
+    with _collector_paused() if report_css else nullcontext(), fast_svg_text:
         document = html_class(string=html, base_url=str(TEMPLATES_DIR) + os.sep,
                               url_fetcher=fetcher).render(font_config=font_config,
                                                           stylesheets=stylesheets)

@@ -620,3 +620,31 @@ def test_overlays_need_their_placeholder_pages():
     with pytest.raises(RuntimeError, match="placeholders"):
         html_to_pdf(render_customer_html(vm, with_charts=False), created=vm.cutoff,
                     report_css=True, overlays=pages)
+
+
+def test_svg_labels_are_laid_out_once(monkeypatch):
+    """Issue 18: the chart's labels are laid out whole (one Pango layout per label, not per
+    letter) in customer reports only; WeasyPrint's SVG tag table is as svg_text expects."""
+    import weasyprint.svg as wsvg
+    from weasyprint.text import line_break
+
+    from reports import svg_text
+
+    assert svg_text.install(), "WeasyPrint's SVG text drawing changed: update reports/svg_text.py"
+    assert wsvg.TAGS["text"] is wsvg.TAGS["tspan"] is wsvg.text is svg_text.text
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40">'
+           '<text x="100" y="20" text-anchor="middle" font-size="9px">March<tspan dy="1.3em" '
+           'x="100">2026</tspan></text><text x="1 2 3" y="30">abc</text></svg>')
+    html = f'<img src="{render._svg_data_uri(svg)}">'
+    created = datetime(2026, 4, 1, tzinfo=timezone.utc)
+    calls = []
+    real = line_break.split_first_line
+    monkeypatch.setattr(line_break, "split_first_line",
+                        lambda text, *a, **k: calls.append(text) or real(text, *a, **k))
+    fast = html_to_pdf(html, created=created, report_css=True)
+    assert [c for c in calls if c in ("March", "2026")] == ["March", "2026"]  # whole labels
+    assert {"a", "b", "c"} <= set(calls)  # per-letter x: WeasyPrint's own code
+    calls.clear()
+    html_to_pdf(html, created=created)  # other PDFs: WeasyPrint's per-letter layout
+    assert {"M", "a", "r", "2", "0"} <= set(calls)
+    assert "March" in pdf_text(fast) and "2026" in pdf_text(fast)
