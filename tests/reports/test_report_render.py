@@ -648,3 +648,16 @@ def test_svg_labels_are_laid_out_once(monkeypatch):
     html_to_pdf(html, created=created)  # other PDFs: WeasyPrint's per-letter layout
     assert {"M", "a", "r", "2", "0"} <= set(calls)
     assert "March" in pdf_text(fast) and "2026" in pdf_text(fast)
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+@pytest.mark.parametrize("resolution", [True, False])
+def test_trend_figure_dict_is_the_figures_to_dict(language, resolution):
+    """Issue 18: the report's chart is exported from plain dicts, without plotly objects;
+    kaleido must get exactly what Figure.to_dict() gave it."""
+    import json
+
+    for vm in (sample_report(language), empty_report(language)):
+        fast = charts.trend_figure_dict(vm.trend, language, resolution=resolution)
+        slow = charts.trend_figure(vm.trend, language, resolution=resolution).to_dict()
+        assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
