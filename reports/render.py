@@ -129,8 +129,10 @@ def _svg_data_uri(svg: str) -> str:
 
 def trend_chart_uris(vm: CustomerReport) -> dict[str, str]:
     """{"trend": data URI of the one SVG with both trend panels} (one kaleido call)."""
-    return {"trend": _svg_data_uri(charts.trend_svg(vm.trend, vm.language,
-                                                    resolution=vm.has_resolution_targets))}
+    svg = charts.trend_svg(vm.trend, vm.language, resolution=vm.has_resolution_targets)
+    if svg_text.install():
+        svg = svg_text.prepare(svg)  # its labels placed without a PDF group each
+    return {"trend": _svg_data_uri(svg)}
 
 
 def customer_context(vm: CustomerReport, *, with_charts: bool = True) -> dict:

@@ -8,7 +8,9 @@ report (issue 18). A label without per-letter positioning (one x, one y, no dx, 
 letter-spacing or textLength: every label plotly.js writes for our chart) is drawn here as the
 one layout WeasyPrint already made of the whole string, at the position of its first letter.
 The glyphs are the same; only the pair kerning of the font now applies inside a label, as in
-the HTML text around it. Anything else goes to WeasyPrint's own `text`.
+the HTML text around it. Anything else goes to WeasyPrint's own `text`. `prepare` also hands
+the text anchors (middle, end) of such labels to `text`, which shifts a label by the width it
+has measured, instead of WeasyPrint drawing each anchored label into a PDF group of its own.
 
 Only while `enabled()` is active in this thread (the customer report's renders); other PDFs
 (the Gold billing report) are drawn by WeasyPrint's code. Replaces `text` in WeasyPrint's SVG
@@ -19,6 +21,7 @@ tag table and module (the module compares tags against it for text-anchor handli
 from __future__ import annotations
 
 import threading
+import xml.etree.ElementTree as ET
 from contextlib import contextmanager
 from math import inf
 
@@ -30,8 +33,11 @@ from weasyprint.svg.text import text as weasyprint_text
 from weasyprint.svg.utils import normalize, size
 
 _local = threading.local()
+#: `prepare` moves `text-anchor` of the labels it can place itself to this attribute
+ANCHOR = "sla-text-anchor"
 _PER_LETTER = ("rotate", "letter-spacing", "textLength", "lengthAdjust")
 _POSITIONS = ("x", "y", "dx", "dy")
+_SVG_NS = "http://www.w3.org/2000/svg"
 
 
 @contextmanager
@@ -59,7 +65,8 @@ def is_simple(node) -> bool:
 
 def text(svg, node, font_size):
     """WeasyPrint's SVG `text`, with one layout per simple label (see the module doc)."""
-    if not getattr(_local, "on", False) or not is_simple(node):
+    anchored = ANCHOR in node.attrib  # only `prepare` writes it, on simple labels
+    if not (anchored or getattr(_local, "on", False)) or not is_simple(node):
         return weasyprint_text(svg, node, font_size)
     from weasyprint.css.properties import INITIAL_VALUES
     from weasyprint.draw.text import draw_emojis, draw_first_line
@@ -129,6 +136,8 @@ def text(svg, node, font_size):
     svg.cursor_position = x + width, y
     x_position = x + svg.cursor_d_position[0]
     y_position = y + svg.cursor_d_position[1] + y_align
+    if anchored:  # what WeasyPrint does with a group per label, see `prepare`
+        x_position -= {"middle": width / 2, "end": width}.get(node.attrib[ANCHOR], 0)
     points = ((x_position, y_position - baseline),
               (x_position + width, y_position - baseline + height))
     node.text_bounding_box = extend_bounding_box(node.text_bounding_box, points)
@@ -145,6 +154,40 @@ def text(svg, node, font_size):
     svg.stream.end_text()
     svg.stream.pop_state()
     draw_emojis(svg.stream, style, x, y, emojis)
+
+
+def _simple_element(el: ET.Element) -> bool:
+    return not any(name in el.attrib for name in _PER_LETTER) and all(
+        len(el.get(name, "").split()) <= 1 for name in _POSITIONS)
+
+
+def prepare(svg: str) -> str:
+    """The SVG with the text anchors of its labels resolved by `text` instead of WeasyPrint.
+
+    WeasyPrint draws every label with text-anchor middle or end into its own PDF group (a form
+    XObject) to measure it and shift it by its width: about 90 groups per trend chart. For a
+    <text> whose own text and tspans are simple labels, each tspan with its own x and no text
+    between the tspans (every label plotly.js writes for our chart; WeasyPrint anchors each of
+    them on its own), `text-anchor` becomes `ANCHOR`, which `text` applies by shifting the label
+    by the width it has just measured: same place, no group. Call only if `install()` is True.
+    """
+    root = ET.fromstring(svg)
+    changed = False
+    for el in root.iter(f"{{{_SVG_NS}}}text"):
+        anchor = el.get("text-anchor")
+        children = list(el)
+        if (anchor not in ("middle", "end") or "direction" in el.attrib
+                or "x" not in el.attrib or not _simple_element(el)
+                or (children and (el.text or "").strip())
+                or any(c.tag != f"{{{_SVG_NS}}}tspan" or len(c) or (c.tail or "").strip()
+                       or "x" not in c.attrib or "text-anchor" in c.attrib
+                       or "direction" in c.attrib or not _simple_element(c)
+                       for c in children)):
+            continue
+        del el.attrib["text-anchor"]
+        el.set(ANCHOR, anchor)
+        changed = True
+    return ET.tostring(root, encoding="unicode") if changed else svg
 
 
 def install() -> bool:

@@ -661,3 +661,30 @@ def test_trend_figure_dict_is_the_figures_to_dict(language, resolution):
         fast = charts.trend_figure_dict(vm.trend, language, resolution=resolution)
         slow = charts.trend_figure(vm.trend, language, resolution=resolution).to_dict()
         assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
+
+
+def test_prepared_svg_labels_land_where_weasyprint_anchors_them():
+    """Issue 18: `svg_text.prepare` moves text-anchor of simple labels to an attribute that
+    svg_text.text applies itself (no PDF group per label): the glyphs land where WeasyPrint's
+    anchoring put them, and labels it cannot place stay as they are."""
+    from reports import svg_text
+
+    assert svg_text.install()
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="300" height="60">'
+           '<text x="100" y="20" text-anchor="middle" font-size="9px">Mar 75 %</text>'
+           '<text x="200" y="20" text-anchor="end" font-size="9px"><tspan x="200" dy="0em">'
+           'Apr</tspan><tspan x="200" dy="1.3em">26</tspan></text>'
+           '<text x="250" y="40" text-anchor="middle" font-size="9px">a<tspan>b</tspan></text>'
+           '</svg>')
+    prepared = svg_text.prepare(svg)
+    assert prepared.count(f'{svg_text.ANCHOR}=') == 2
+    assert prepared.count(' text-anchor="middle"') == 1  # text between tspans: kept
+    created = datetime(2026, 4, 1, tzinfo=timezone.utc)
+
+    def chars(svg_):
+        pdf = html_to_pdf(f'<img src="{render._svg_data_uri(svg_)}">', created=created,
+                          report_css=True)
+        with __import__("pdfplumber").open(io.BytesIO(pdf)) as doc:
+            return [(c["text"], round(c["x0"], 2), round(c["top"], 2)) for c in doc.pages[0].chars]
+
+    assert chars(prepared) == chars(svg)
