@@ -285,6 +285,8 @@ def html_to_pdf(html: str, *, created: datetime, fetcher: TemplateOnlyFetcher | 
     HTML's placeholder pages (elements of class `methodology-placeholder`; checked).
     """
     fetcher = fetcher or TemplateOnlyFetcher()
+    if overlays and not report_css:
+        raise ValueError("overlays need report_css=True (the customer report's pages)")
     if not report_css:
         return _write_pdf(HTML, html, created, fetcher, strict, FontConfiguration(), None, ())
     style = report_style()

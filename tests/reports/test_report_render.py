@@ -688,3 +688,22 @@ def test_prepared_svg_labels_land_where_weasyprint_anchors_them():
             return [(c["text"], round(c["x0"], 2), round(c["top"], 2)) for c in doc.pages[0].chars]
 
     assert chars(prepared) == chars(svg)
+
+
+def test_methodology_over_several_pages_keeps_headers_and_page_numbers():
+    """A methodology section longer than a page is laid out once as several pages, drawn onto
+    as many placeholder pages: same text per page as laid out inline, 'Page n of N' right."""
+    vm = sample_report("en")
+    context = render.customer_context(vm)
+    context["methodology"] = list(context["methodology"]) * 3
+    html, pages = render.customer_html_and_overlays(context)
+    assert len(pages) >= 2
+    overlaid = render.customer_pdf(context, created=vm.cutoff)
+    inline_html = render.environment().get_template("customer_monthly.html").render(**context)
+    inline = html_to_pdf(inline_html, created=vm.cutoff, report_css=True)
+    texts = _page_texts(overlaid)
+    assert texts == _page_texts(inline)
+    assert f"Page {len(texts)} of {len(texts)}" in texts[-1]
+    assert "Acme Logistik GmbH" in texts[-1].splitlines()[0]
+    with pytest.raises(ValueError, match="report_css"):
+        html_to_pdf(html, created=vm.cutoff, overlays=pages)
