@@ -19,6 +19,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 
 import plotly.graph_objects as go
 
@@ -165,8 +166,9 @@ def page_reloads() -> int:
     return _server.kaleido.reloads if _server is not None else 0
 
 
-def svg_from_figure(fig: go.Figure, *, width: int, height: int, chart_id: str) -> str:
-    """Export a figure to a normalised SVG string through the shared server."""
+def svg_from_figure(fig: go.Figure | dict, *, width: int, height: int, chart_id: str) -> str:
+    """Export a figure (or its `to_dict()`) to a normalised SVG string through the shared
+    server."""
     global _calls
 
     if not re.fullmatch(r"[a-z][a-z0-9-]*", chart_id):
@@ -174,7 +176,8 @@ def svg_from_figure(fig: go.Figure, *, width: int, height: int, chart_id: str) -
     _ensure_server()
     with _lock:
         raw = _server.run(_server.kaleido.calc_fig(
-            fig.to_dict(), opts={"format": "svg", "width": width, "height": height}))
+            fig if isinstance(fig, dict) else fig.to_dict(),
+            opts={"format": "svg", "width": width, "height": height}))
         _calls += 1
     svg = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     return normalise_svg(svg, chart_id)
@@ -371,22 +374,20 @@ def _panel_domains(width: int = TREND_WIDTH) -> tuple[list[float], list[float]]:
     return ([0.0, round(left_end / plot, 4)], [round(right_start / plot, 4), 1.0])
 
 
-def trend_figure(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_WIDTH,
-                 height: int = TREND_HEIGHT, resolution: bool = True) -> go.Figure:
-    """Volume (left) and compliance (right) of the last 12 months as two subplots.
-
-    Without `resolution` (a plan with no resolution targets) the empty series is left out."""
+def _trend_spec(trend: Sequence[TrendPoint], lang: str, *, width: int, height: int,
+                resolution: bool) -> tuple[list[dict], dict]:
+    """(traces, layout) of `trend_figure` as plain dicts, the way plotly's to_dict writes them."""
     x = _month_labels(trend, lang)
     y = [p.incidents for p in trend]
     ymax = max(y, default=0)
     left, right = _panel_domains(width)
-    traces = [go.Bar(
-        uid="volume", x=x, y=y, xaxis="x", yaxis="y",
-        marker_color=[NAVY] * (len(y) - 1) + [TEAL] if y else [],
-        text=[filters.number(v, lang) for v in y], textposition="outside",
-        textfont={"size": 9, "color": INK}, cliponaxis=False,
-        name=filters.text("incidents", lang), showlegend=False,
-    )]
+    traces = [{
+        "type": "bar", "uid": "volume", "x": x, "y": y, "xaxis": "x", "yaxis": "y",
+        "marker": {"color": [NAVY] * (len(y) - 1) + [TEAL] if y else []},
+        "text": [filters.number(v, lang) for v in y], "textposition": "outside",
+        "textfont": {"size": 9, "color": INK}, "cliponaxis": False,
+        "name": filters.text("incidents", lang), "showlegend": False,
+    }]
     series = [("first-response", filters.text("first_response", lang),
                [_solid_pct(p, "first_response") for p in trend], NAVY, "solid")]
     if resolution:
@@ -394,11 +395,12 @@ def trend_figure(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_W
                        [_solid_pct(p, "resolution") for p in trend], AMBER, "dash"))
     for uid, name, values, color, dash in series:
         # a fixed uid: plotly.js would put a random one into the trace's class name
-        traces.append(go.Scatter(
-            uid=uid, x=x, y=values, xaxis="x2", yaxis="y2", mode="lines+markers", name=name,
-            connectgaps=False, line={"color": color, "width": 2, "dash": dash},
-            marker={"size": 6, "color": color},
-        ))
+        traces.append({
+            "type": "scatter", "uid": uid, "x": x, "y": values, "xaxis": "x2", "yaxis": "y2",
+            "mode": "lines+markers", "name": name, "connectgaps": False,
+            "line": {"color": color, "width": 2, "dash": dash},
+            "marker": {"size": 6, "color": color},
+        })
     xaxis = {"type": "category", "showgrid": False, "linecolor": GRID, "tickangle": 0,
              "tickfont": {"size": 9, "color": MUTED}}
     yaxis = {"gridcolor": GRID, "zeroline": False, "tickfont": {"size": 9, "color": MUTED}}
@@ -424,13 +426,37 @@ def trend_figure(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_W
     }
     if lang == "de":
         layout["separators"] = ",."
+    return traces, layout
+
+
+def trend_figure(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_WIDTH,
+                 height: int = TREND_HEIGHT, resolution: bool = True) -> go.Figure:
+    """Volume (left) and compliance (right) of the last 12 months as two subplots.
+
+    Without `resolution` (a plan with no resolution targets) the empty series is left out."""
+    traces, layout = _trend_spec(trend, lang, width=width, height=height, resolution=resolution)
     return go.Figure(data=traces, layout=layout)
+
+
+@lru_cache(maxsize=1)
+def _default_template() -> dict:
+    """plotly's default template as `Figure.to_dict()` writes it into every figure."""
+    return go.Figure().to_dict()["layout"]["template"]
+
+
+def trend_figure_dict(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_WIDTH,
+                      height: int = TREND_HEIGHT, resolution: bool = True) -> dict:
+    """`trend_figure(...).to_dict()` without building and validating plotly objects (about
+    6 ms of a report's Python, and the garbage collections its objects caused; issue 18).
+    A test holds the two equal."""
+    traces, layout = _trend_spec(trend, lang, width=width, height=height, resolution=resolution)
+    return {"data": traces, "layout": {**layout, "template": _default_template()}}
 
 
 def trend_svg(trend: Sequence[TrendPoint], lang: str, *, width: int = TREND_WIDTH,
               height: int = TREND_HEIGHT, resolution: bool = True) -> str:
     """The report's trend (volume | compliance) as one SVG: one kaleido call per report."""
-    return svg_from_figure(trend_figure(trend, lang, width=width, height=height,
-                                        resolution=resolution),
+    return svg_from_figure(trend_figure_dict(trend, lang, width=width, height=height,
+                                             resolution=resolution),
                            width=width, height=height, chart_id="trend")
 

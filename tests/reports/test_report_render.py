@@ -587,3 +587,123 @@ def test_customer_report_uses_the_lean_user_agent_stylesheet(monkeypatch):
     lean_pdf = html_to_pdf(html, created=vm.cutoff, report_css=True)
     monkeypatch.setattr(render, "_lean_ua_stylesheet", lambda: None)
     assert html_to_pdf(html, created=vm.cutoff, report_css=True) == lean_pdf
+
+
+def _page_texts(pdf: bytes) -> list[str]:
+    with __import__("pdfplumber").open(io.BytesIO(pdf)) as doc:
+        return [page.extract_text() for page in doc.pages]
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_methodology_laid_out_once_draws_the_same_pages(language):
+    """Issue 18: the methodology page is laid out once per thread and content and drawn onto
+    placeholder pages under the report's own running header and page numbers: same pages and
+    same text as the section laid out inline, and a later report reuses the laid-out page."""
+    vm = sample_report(language)
+    inline = html_to_pdf(render_customer_html(vm), created=vm.cutoff, report_css=True)
+    overlaid = render_customer_pdf(vm)
+    assert _page_texts(overlaid) == _page_texts(inline)
+    assert [o.title for o in PdfReader(io.BytesIO(overlaid)).outline[-1][-1]] == [
+        o.title for o in PdfReader(io.BytesIO(inline)).outline[-1][-1]]
+    context = render.customer_context(vm, with_charts=False)
+    html, pages = render.customer_html_and_overlays(context)
+    assert html.count("methodology-placeholder") == len(pages) >= 1
+    assert render.customer_html_and_overlays(context)[1] is pages  # cached, not laid out again
+    other = render.customer_context(replace(vm, customer=replace(vm.customer, tier="enterprise")),
+                                    with_charts=False)
+    assert render.customer_html_and_overlays(other)[1] is not pages  # other tier, other page
+
+
+def test_overlays_need_their_placeholder_pages():
+    vm = sample_report("en")
+    _, pages = render.customer_html_and_overlays(render.customer_context(vm, with_charts=False))
+    with pytest.raises(RuntimeError, match="placeholders"):
+        html_to_pdf(render_customer_html(vm, with_charts=False), created=vm.cutoff,
+                    report_css=True, overlays=pages)
+
+
+def test_svg_labels_are_laid_out_once(monkeypatch):
+    """Issue 18: the chart's labels are laid out whole (one Pango layout per label, not per
+    letter) in customer reports only; WeasyPrint's SVG tag table is as svg_text expects."""
+    import weasyprint.svg as wsvg
+    from weasyprint.text import line_break
+
+    from reports import svg_text
+
+    assert svg_text.install(), "WeasyPrint's SVG text drawing changed: update reports/svg_text.py"
+    assert wsvg.TAGS["text"] is wsvg.TAGS["tspan"] is wsvg.text is svg_text.text
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40">'
+           '<text x="100" y="20" text-anchor="middle" font-size="9px">March<tspan dy="1.3em" '
+           'x="100">2026</tspan></text><text x="1 2 3" y="30">abc</text></svg>')
+    html = f'<img src="{render._svg_data_uri(svg)}">'
+    created = datetime(2026, 4, 1, tzinfo=timezone.utc)
+    calls = []
+    real = line_break.split_first_line
+    monkeypatch.setattr(line_break, "split_first_line",
+                        lambda text, *a, **k: calls.append(text) or real(text, *a, **k))
+    fast = html_to_pdf(html, created=created, report_css=True)
+    assert [c for c in calls if c in ("March", "2026")] == ["March", "2026"]  # whole labels
+    assert {"a", "b", "c"} <= set(calls)  # per-letter x: WeasyPrint's own code
+    calls.clear()
+    html_to_pdf(html, created=created)  # other PDFs: WeasyPrint's per-letter layout
+    assert {"M", "a", "r", "2", "0"} <= set(calls)
+    assert "March" in pdf_text(fast) and "2026" in pdf_text(fast)
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+@pytest.mark.parametrize("resolution", [True, False])
+def test_trend_figure_dict_is_the_figures_to_dict(language, resolution):
+    """Issue 18: the report's chart is exported from plain dicts, without plotly objects;
+    kaleido must get exactly what Figure.to_dict() gave it."""
+    import json
+
+    for vm in (sample_report(language), empty_report(language)):
+        fast = charts.trend_figure_dict(vm.trend, language, resolution=resolution)
+        slow = charts.trend_figure(vm.trend, language, resolution=resolution).to_dict()
+        assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
+
+
+def test_prepared_svg_labels_land_where_weasyprint_anchors_them():
+    """Issue 18: `svg_text.prepare` moves text-anchor of simple labels to an attribute that
+    svg_text.text applies itself (no PDF group per label): the glyphs land where WeasyPrint's
+    anchoring put them, and labels it cannot place stay as they are."""
+    from reports import svg_text
+
+    assert svg_text.install()
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="300" height="60">'
+           '<text x="100" y="20" text-anchor="middle" font-size="9px">Mar 75 %</text>'
+           '<text x="200" y="20" text-anchor="end" font-size="9px"><tspan x="200" dy="0em">'
+           'Apr</tspan><tspan x="200" dy="1.3em">26</tspan></text>'
+           '<text x="250" y="40" text-anchor="middle" font-size="9px">a<tspan>b</tspan></text>'
+           '</svg>')
+    prepared = svg_text.prepare(svg)
+    assert prepared.count(f'{svg_text.ANCHOR}=') == 2
+    assert prepared.count(' text-anchor="middle"') == 1  # text between tspans: kept
+    created = datetime(2026, 4, 1, tzinfo=timezone.utc)
+
+    def chars(svg_):
+        pdf = html_to_pdf(f'<img src="{render._svg_data_uri(svg_)}">', created=created,
+                          report_css=True)
+        with __import__("pdfplumber").open(io.BytesIO(pdf)) as doc:
+            return [(c["text"], round(c["x0"], 2), round(c["top"], 2)) for c in doc.pages[0].chars]
+
+    assert chars(prepared) == chars(svg)
+
+
+def test_methodology_over_several_pages_keeps_headers_and_page_numbers():
+    """A methodology section longer than a page is laid out once as several pages, drawn onto
+    as many placeholder pages: same text per page as laid out inline, 'Page n of N' right."""
+    vm = sample_report("en")
+    context = render.customer_context(vm)
+    context["methodology"] = list(context["methodology"]) * 3
+    html, pages = render.customer_html_and_overlays(context)
+    assert len(pages) >= 2
+    overlaid = render.customer_pdf(context, created=vm.cutoff)
+    inline_html = render.environment().get_template("customer_monthly.html").render(**context)
+    inline = html_to_pdf(inline_html, created=vm.cutoff, report_css=True)
+    texts = _page_texts(overlaid)
+    assert texts == _page_texts(inline)
+    assert f"Page {len(texts)} of {len(texts)}" in texts[-1]
+    assert "Acme Logistik GmbH" in texts[-1].splitlines()[0]
+    with pytest.raises(ValueError, match="report_css"):
+        html_to_pdf(html, created=vm.cutoff, overlays=pages)
