@@ -2,7 +2,7 @@
 
     python -m scripts.report_snapshot docs/report-snapshot [--language de] [--dpi 60]
     python -m scripts.report_snapshot docs/report-snapshot --db w.duckdb --month 2026-11 \
-        --customer C0020 --prefix customer-report-professional   # a real customer of a warehouse
+        --customer C0016 --prefix customer-report-professional --language en   # a Professional customer of the demo
 
 Only the page images `<prefix>-<page>.png` are kept (small, reviewable,
 commit-ready). Needs poppler-utils (pdftoppm) and chromium (for the charts).

@@ -178,6 +178,19 @@ def test_no_duration_is_printed_in_clock_form(which, request):
         assert filters.duration(secs, vm.language) in rendered.flat
 
 
+@pytest.mark.parametrize("which", ["rendered_en", "rendered_de"])
+def test_by_severity_headers_stay_in_their_columns(which, request):
+    """A header wider than its column ran into the next one: "SCHWEREGRADVORFÄLLE" (German)."""
+    import pdfplumber
+
+    rendered = request.getfixturevalue(which)
+    labels = [filters.text(k, rendered.vm.language).upper() for k in ("severity", "incidents")]
+    with pdfplumber.open(io.BytesIO(rendered.pdf)) as doc:
+        texts = [w["text"] for w in doc.pages[0].extract_words()]
+    assert labels[1] in texts  # the incidents header is a word of its own
+    assert not [t for t in texts if labels[1] in t and t != labels[1]], texts
+
+
 @pytest.fixture(scope="module")
 def edge():
     """One second over an 8 h first-response target; a Professional plan without resolution
