@@ -401,6 +401,8 @@ def _trend_spec(trend: Sequence[TrendPoint], lang: str, *, width: int, height: i
             "line": {"color": color, "width": 2, "dash": dash},
             "marker": {"size": 6, "color": color},
         })
+    # no month with a rate to draw (fewer than 5 rated in each): say so instead of an empty panel
+    no_points = all(v is None for t in traces[1:] for v in t["y"])
     xaxis = {"type": "category", "showgrid": False, "linecolor": GRID, "tickangle": 0,
              "tickfont": {"size": 9, "color": MUTED}}
     yaxis = {"gridcolor": GRID, "zeroline": False, "tickfont": {"size": 9, "color": MUTED}}
@@ -424,6 +426,12 @@ def _trend_spec(trend: Sequence[TrendPoint], lang: str, *, width: int, height: i
                    "tickvals": [0, 25, 50, 75, 100],
                    "ticktext": [f"{v}\u00a0%" for v in (0, 25, 50, 75, 100)]},
     }
+    if no_points:
+        layout["annotations"] = [{
+            "text": filters.text("no_solid_rates", lang).replace("\n", "<br>"), "showarrow": False,
+            "xref": "x2 domain", "yref": "y2 domain", "x": 0.5, "y": 0.5,
+            "font": {"size": 10, "color": MUTED},
+        }]
     if lang == "de":
         layout["separators"] = ",."
     return traces, layout

@@ -152,6 +152,7 @@ TEXT: dict[str, dict[str, str]] = {
                            "history; their order was ambiguous and was settled by a fixed rule.",
         "small_sample_note": "With fewer than 5 rated incidents, counts are shown instead of a "
                              "rate; a 90th percentile needs at least 5 values.",
+        "no_solid_rates": "No month had 5 rated incidents:\nsee the counts in the table below.",
         "trend": "Trend, last 12 months",
         "trend_volume": "Incidents opened per month",
         "trend_compliance": "Compliance per month",
@@ -288,6 +289,7 @@ TEXT: dict[str, dict[str, str]] = {
                            "festen Regel bestimmt.",
         "small_sample_note": "Bei weniger als 5 bewerteten Vorfällen stehen Anzahlen statt einer "
                              "Quote; ein 90. Perzentil braucht mindestens 5 Werte.",
+        "no_solid_rates": "Kein Monat hatte 5 bewertete Vorfälle:\nAnzahlen in der Tabelle unten.",
         "trend": "Verlauf der letzten 12 Monate",
         "trend_volume": "Eröffnete Vorfälle pro Monat",
         "trend_compliance": "Einhaltung pro Monat",

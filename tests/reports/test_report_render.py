@@ -720,3 +720,17 @@ def test_methodology_over_several_pages_keeps_headers_and_page_numbers():
     assert "Acme Logistik GmbH" in texts[-1].splitlines()[0]
     with pytest.raises(ValueError, match="report_css"):
         html_to_pdf(html, created=vm.cutoff, overlays=pages)
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_compliance_panel_says_why_it_has_no_points(language, rendered_en):
+    """A month's rate is drawn only from 5 rated incidents; when no month has that many, the
+    panel says so instead of standing empty (a small Professional customer's usual trend)."""
+    words = filters.text("no_solid_rates", language).split("\n")[0]
+    vm = sample_report(language)
+    thin = replace(vm, trend=tuple(replace(p, first_response_rated=min(p.first_response_rated, 4),
+                                           resolution_rated=min(p.resolution_rated, 4))
+                                   for p in vm.trend))
+    assert squash(words) in squash(pdf_text(render_customer_pdf(thin)))
+    if language == "en":  # the sample has months with 5 rated: points, and no such sentence
+        assert squash(words) not in rendered_en.squashed
