@@ -305,15 +305,13 @@ def _pages(pdf: bytes) -> int | None:
         return None
 
 
-def cpu_per_pdf(args) -> int:
-    if args.code:
-        sys.path.insert(0, str(args.code.resolve()))
-    cpu = args.cpu if args.cpu is not None else sorted(os.sched_getaffinity(0))[-1]
-    os.sched_setaffinity(0, [cpu])  # chromium inherits it
-
+def size_quantile_picks(customers: int, months: int, tmp: Path):
+    """The 12 customers `--cpu-per-pdf` renders: a seeded demo export (`customers` x `months`)
+    computed into a DuckDB file under `tmp`, its customer reports of the last complete month
+    ordered by size (incidents + carried over + explanations), picked at fixed quantiles (the
+    smallest, the 10th ... 90th percentile, the 97th and the largest). Returns (picks, size)."""
     from connectors.csv_export import CsvExportSource
     from connectors.demo_export import write_demo_export
-    from reports import batch, charts, render
     from sla import warehouse
     from sla.months import last_complete_month
     from sla.policy import load_policy
@@ -323,23 +321,32 @@ def cpu_per_pdf(args) -> int:
     as_of = dt.datetime(2026, 4, 1, 6, 0, tzinfo=dt.timezone.utc)
     policy = load_policy()
     month = last_complete_month(as_of, policy.calendar.tz)
-    with tempfile.TemporaryDirectory(prefix="bench-cpu-per-pdf-") as tmp:
-        tmp = Path(tmp)
-        write_demo_export(tmp / "export", customers=args.customers, months=args.months,
-                          as_of=as_of)
-        con = warehouse.connect(tmp / "warehouse.duckdb")
-        import_source(con, CsvExportSource(tmp / "export"), policy)
-        compute_metrics(con, policy, as_of)
-        compute_month(con, month)
-        reports = build_customer_reports(con, policy, month)
-        con.close()
+    write_demo_export(tmp / "export", customers=customers, months=months, as_of=as_of)
+    con = warehouse.connect(tmp / "warehouse.duckdb")
+    import_source(con, CsvExportSource(tmp / "export"), policy)
+    compute_metrics(con, policy, as_of)
+    compute_month(con, month)
+    reports = build_customer_reports(con, policy, month)
+    con.close()
 
     def size(vm):
         return len(vm.incidents) + len(vm.carried_over) + len(vm.explanations)
 
     ordered = sorted(reports, key=lambda vm: (size(vm), vm.customer.id))
     quantiles = (0, .1, .2, .3, .4, .5, .6, .7, .8, .9, .97, 1)
-    picks = [ordered[int(q * (len(ordered) - 1))] for q in quantiles]
+    return [ordered[int(q * (len(ordered) - 1))] for q in quantiles], size
+
+
+def cpu_per_pdf(args) -> int:
+    if args.code:
+        sys.path.insert(0, str(args.code.resolve()))
+    cpu = args.cpu if args.cpu is not None else sorted(os.sched_getaffinity(0))[-1]
+    os.sched_setaffinity(0, [cpu])  # chromium inherits it
+
+    from reports import batch, charts, render
+
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-per-pdf-") as tmp:
+        picks, size = size_quantile_picks(args.customers, args.months, Path(tmp))
     charts._ensure_server()  # noqa: SLF001 - as a batch worker's initializer does
     render.report_style()
     for vm in picks[:3]:

@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from customer_pdfs import size_quantile_picks  # noqa: E402  (the same 12 customers as --cpu-per-pdf)
 
 
 def _import_before(before: Path, tmp: Path):
@@ -47,34 +49,6 @@ def _import_before(before: Path, tmp: Path):
     sys.path.insert(0, str(tmp))
     from reports_before import batch, charts, render
     return batch, charts, render
-
-
-def _picks(customers: int, months: int, tmp: Path):
-    from connectors.csv_export import CsvExportSource
-    from connectors.demo_export import write_demo_export
-    from sla import warehouse
-    from sla.months import last_complete_month
-    from sla.policy import load_policy
-    from sla.report_data.customer import build_customer_reports
-    from sla.steps import compute_metrics, compute_month, import_source
-
-    as_of = dt.datetime(2026, 4, 1, 6, 0, tzinfo=dt.timezone.utc)
-    policy = load_policy()
-    month = last_complete_month(as_of, policy.calendar.tz)
-    write_demo_export(tmp / "export", customers=customers, months=months, as_of=as_of)
-    con = warehouse.connect(tmp / "warehouse.duckdb")
-    import_source(con, CsvExportSource(tmp / "export"), policy)
-    compute_metrics(con, policy, as_of)
-    compute_month(con, month)
-    reports = build_customer_reports(con, policy, month)
-    con.close()
-
-    def size(vm):
-        return len(vm.incidents) + len(vm.carried_over) + len(vm.explanations)
-
-    ordered = sorted(reports, key=lambda vm: (size(vm), vm.customer.id))
-    quantiles = (0, .1, .2, .3, .4, .5, .6, .7, .8, .9, .97, 1)
-    return [ordered[int(q * (len(ordered) - 1))] for q in quantiles], size
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-interleaved-") as tmp:
         tmp = Path(tmp)
         bbatch, bcharts, brender = _import_before(args.before.resolve(), tmp)
-        picks, size = _picks(args.customers, args.months, tmp)
+        picks, size = size_quantile_picks(args.customers, args.months, tmp)
         versions = {"before": (bbatch, bcharts, brender), "after": (batch, charts, render)}
         for b, c, r in versions.values():
             c._ensure_server()  # noqa: SLF001 - as a batch worker's initializer does
