@@ -24,7 +24,7 @@ from functools import lru_cache
 import plotly.graph_objects as go
 
 from reports import filters
-from sla.report_data.models import MIN_RATED, TrendPoint
+from sla.report_data.models import TrendPoint
 
 # Palette shared with report.css.
 NAVY = "#1f3a5f"
@@ -289,8 +289,7 @@ def _pct(v: Decimal | None) -> float | None:
 def _solid_pct(p: TrendPoint, which: str) -> float | None:
     """A month's rate as a chart point, only from 5 rated incidents (sla-semantics section 7):
     one incident would otherwise drop the line to 0 %. The table below the chart gives counts."""
-    rated = getattr(p, f"{which}_rated")
-    if 0 < rated < MIN_RATED:
+    if p.counts_only(which):
         return None
     return _pct(getattr(p, f"{which}_rate"))
 

@@ -532,9 +532,8 @@ def day(d: datetime | date | None, lang: str, tz: str = DEFAULT_TIMEZONE) -> str
 
 def trend_rate(p, which: str, lang: str) -> str:
     """A trend month's compliance: '82 %' from 5 rated incidents, '1/1' below, '–' for none."""
-    met, rated = getattr(p, f"{which}_met"), getattr(p, f"{which}_rated")
-    if 0 < rated < MIN_RATED:
-        return f"{number(met, lang)}/{number(rated, lang)}"
+    if p.counts_only(which):
+        return f"{number(getattr(p, f'{which}_met'), lang)}/{number(getattr(p, f'{which}_rated'), lang)}"
     return rate(getattr(p, f"{which}_rate"), lang, places=0)
 
 

@@ -191,6 +191,11 @@ class TrendPoint:
     resolution_met: int = 0
     resolution_rated: int = 0
 
+    def counts_only(self, which: str) -> bool:
+        """The month's `which` ("first_response" / "resolution") compliance is shown as counts,
+        not as a rate: rated incidents, but fewer than MIN_RATED (sla-semantics.md section 7)."""
+        return 0 < getattr(self, f"{which}_rated") < MIN_RATED
+
 
 @dataclass(frozen=True)
 class SeverityChange:
@@ -583,9 +588,6 @@ RISK_STATES = ("breached", "due_soon", "on_track", "no_target")
 #: The management goal for compliance rates: the ONE place it is set (README "Management
 #: dashboard"). A goal for the dashboard's tiles and charts, not a contractual target.
 MANAGEMENT_GOAL = Decimal("0.95")
-#: A rate needs at least this many rated incidents, a 90th percentile this many measured values;
-#: below it the dashboard shows counts ("3 of 4 met") or a dash (sla-semantics.md section 7).
-MIN_RATED = 5
 #: Age buckets of open incidents, youngest first. The first three are business time since creation
 #: (1 business day, 5 business days = a business week); from one calendar month on the buckets are
 #: calendar time, because business hours stop meaning anything for incidents months old.
