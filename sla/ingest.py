@@ -79,6 +79,18 @@ def _reasons(*checks: str, valid: str | None = None) -> str:
     return f"CASE WHEN {valid} THEN NULL ELSE {full} END" if valid else full
 
 
+def _to_second(col: str) -> str:
+    """`date_trunc('second', CAST(col AS TIMESTAMPTZ))`, at a quarter of its cost (issue 18).
+
+    date_trunc on a TIMESTAMPTZ goes through ICU in the session's time zone: 1.4 CPU-s per million
+    values against 0.3 for flooring the microseconds since the epoch. Both floor to the whole second
+    (every zone offset is a whole number of seconds), so the values are the same, also before 1970
+    (the `%` below is C-style, negative for a negative dividend, hence the + 1000000).
+    """
+    us = f"epoch_us(CAST({col} AS TIMESTAMPTZ))"
+    return f"make_timestamptz({us} - (({us} % 1000000) + 1000000) % 1000000)"
+
+
 def _valid_timestamp(col: str) -> str:
     """Implies `_timestamp_check(col)` passes: an offset pattern (so neither empty nor local) that casts."""
     return f"(regexp_full_match({col}, '{TS_PATTERN}') AND try_cast({col} AS TIMESTAMPTZ) IS NOT NULL)"
@@ -220,10 +232,10 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
     _reject_conflicts(con, "_tickets_checked", "ticket_id")
     reject_checked("tickets", "_tickets_checked")
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TABLE tickets AS
         SELECT ticket_id, customer_id, subject, CAST(severity AS INTEGER) AS severity,
-               date_trunc('second', CAST(created_at AS TIMESTAMPTZ)) AS created_at, channel, line
+               {_to_second("created_at")} AS created_at, channel, line
         FROM _tickets_checked WHERE reason IS NULL AND NOT is_copy
         ORDER BY created_at, ticket_id
         """
@@ -267,9 +279,9 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
     _mark_copies(con, "_events_checked", EVENT_COLUMNS, staged="stg_ticket_events")
     reject_checked("ticket_events", "_events_checked")
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TABLE ticket_events AS
-        SELECT ticket_id, date_trunc('second', CAST(occurred_at AS TIMESTAMPTZ)) AS occurred_at, kind, actor,
+        SELECT ticket_id, {_to_second("occurred_at")} AS occurred_at, kind, actor,
                nullif(value, '') AS value, line
         FROM stg_ticket_events s
         ANTI JOIN (SELECT line FROM _events_checked WHERE reason IS NOT NULL OR is_copy) d USING (line)
@@ -403,10 +415,10 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
                      tuple("exclusion_reason" if c == "reason" else c for c in EXCLUSION_COLUMNS))
         reject_checked("exclusions", "_exclusions_checked")
         con.execute(
-            """
+            f"""
             INSERT INTO exclusions
             SELECT ticket_id, metric, trim(exclusion_reason), trim(approved_by),
-                   date_trunc('second', CAST(approved_at AS TIMESTAMPTZ)), line
+                   {_to_second("approved_at")}, line
             FROM _exclusions_checked WHERE reason IS NULL AND NOT is_copy ORDER BY ticket_id, approved_at, line
             """
         )
