@@ -163,6 +163,98 @@ def _repeated_hashes(con, table: str, part_rows: int = 16_000_000) -> np.ndarray
     return np.concatenate(found)
 
 
+def _repeated_in(hashes: np.ndarray, parts: int = 4, chunk: int = 1 << 23) -> np.ndarray:
+    """The values occurring more than once in `hashes` (sorted), without reordering it: sorted in
+    parts by the low bits (the same value is always in the same part), so only a quarter is copied."""
+    found = []
+    for k in range(parts):
+        part = np.concatenate([c[(c & np.uint64(parts - 1)) == k] for c in
+                               (hashes[i:i + chunk] for i in range(0, len(hashes), chunk))] or
+                              [np.empty(0, dtype=np.uint64)])
+        part.sort()
+        found.append(np.unique(part[1:][part[1:] == part[:-1]]))
+    return np.sort(np.concatenate(found))
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """values[i] in sorted_set, elementwise (sorted_set small: a binary search each)."""
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=bool)
+    idx = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[idx] == values
+
+
+def _check_streamed(con, table: str, staged: str, columns: tuple[str, ...], select: str,
+                    batch_rows: int = 1 << 20) -> None:
+    """`table` (line, reason, is_copy) of the rows of `select` (line, reason, _row_hash over `staged`)
+    that are rejected or identical copies of an earlier row; accepted rows are the others.
+
+    For the events (67.8M rows at 10M incidents) a checked table with a row per staged row (line,
+    reason, hash: ~2.2 GB uncompressed) no longer fit beside the staged text under the 4 GB limit: it
+    spilled, and so did every pass over it (issue 18). Here the rows stream past once: numpy keeps the
+    hashes (8 bytes a row; the repeated ones found by sorting them in parts, as `_repeated_hashes`
+    does) and the few rejected rows; copies are then decided exactly among the rows whose hash
+    repeats, on the staged text, as in `_mark_copies`.
+    """
+    rows = scalar(con, f"SELECT count(*) FROM {staged}")
+    hashes = np.empty(rows, dtype=np.uint64)
+    rejected: list[pa.RecordBatch] = []
+    n, first_line, contiguous = 0, None, True  # contiguous: the k-th row is on line first_line + k
+    for batch in con.sql(select).to_arrow_reader(batch_rows):
+        k = batch.num_rows
+        if n + k > len(hashes):  # more rows than staged (cannot happen with unique ticket ids): grow
+            hashes = np.resize(hashes, max(n + k, 2 * len(hashes)))
+        hashes[n:n + k] = batch.column("_row_hash").to_numpy(zero_copy_only=False)
+        if contiguous and k:
+            lines = batch.column("line").to_numpy(zero_copy_only=False)
+            first_line = int(lines[0]) if first_line is None else first_line
+            contiguous = (int(lines[0]) == first_line + n and int(lines[-1]) == first_line + n + k - 1
+                          and bool(np.all(np.diff(lines) > 0)))
+        n += k
+        reasons = batch.column("reason")
+        if reasons.null_count < k:
+            rejected.append(batch.select(["line", "reason"]).filter(reasons.is_valid()))
+    hashes = hashes[:n]
+    schema = pa.schema([("line", pa.int64()), ("reason", pa.string())])
+    bad = pa.Table.from_batches([b.cast(schema) for b in rejected], schema=schema)  # noqa: F841 - read by name
+    con.register("_rejected_rows", bad)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT line, reason, false AS is_copy FROM _rejected_rows")
+    finally:
+        con.unregister("_rejected_rows")
+    repeated = _repeated_in(hashes)
+    if contiguous:
+        # the rows whose hash repeats, by line (the rows streamed in line order, one line each: the
+        # fast path): the exact comparison below then reads the staged rows without hashing them again
+        # (hashing 67.8M staged rows a second time cost ~9 CPU-s at 10M)
+        wanted = np.concatenate([np.flatnonzero(_member(hashes[i:i + (1 << 23)], repeated)) + i
+                                 for i in range(0, n, 1 << 23)] or [np.empty(0, dtype=np.int64)])
+        del hashes
+        candidates = pa.table({"line": (wanted + (first_line or 0)).astype(np.int64)})  # noqa: F841 - read by name
+        con.register("_candidate_lines", candidates)
+        where = "line IN (SELECT line FROM _candidate_lines)"
+    else:
+        del hashes
+        repeated_table = pa.table({"h": repeated})  # noqa: F841 - read by name
+        con.register("_repeated_hashes", repeated_table)
+        where = f"hash({_row_key(columns)}) IN (SELECT h FROM _repeated_hashes)"
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _copies AS
+            SELECT line FROM (
+                SELECT line, row_number() OVER (PARTITION BY {_row_key(columns)} ORDER BY line) AS n
+                FROM {staged} WHERE {where}
+            ) WHERE n > 1
+            """
+        )
+    finally:
+        con.unregister("_candidate_lines" if contiguous else "_repeated_hashes")
+    con.execute(f"UPDATE {table} SET is_copy = true WHERE line IN (SELECT line FROM _copies)")
+    con.execute(f"INSERT INTO {table} SELECT line, NULL, true FROM _copies WHERE line NOT IN (SELECT line FROM {table})")
+    con.execute("DROP TABLE _copies")
+
+
 TICKET_COLUMNS = ("ticket_id", "customer_id", "subject", "severity", "created_at", "channel")
 EVENT_COLUMNS = ("ticket_id", "occurred_at", "kind", "actor", "value")
 CONTRACT_COLUMNS = ("customer_id", "customer_name", "tier", "valid_from", "valid_to", "account_manager")
@@ -251,12 +343,10 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
                     f"AND CASE kind WHEN 'reply' THEN actor IN {_list(REPLY_ACTORS)} "
                     f"WHEN 'status' THEN value IN {_list(statuses)} WHEN 'severity' THEN value IN {_list(severities)} "
                     f"ELSE false END")
-    # One pass over the staged events keeps only line, reason and the row hash for identical copies
-    # (compared exactly on the staged text): 67.8M rows at 10M incidents, so a narrow table; the
-    # accepted events are then read from the staged ones, in staged order (readers order them).
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _events_checked AS
+    # One pass over the staged events; `_events_checked` keeps only the rejected rows and the identical
+    # copies (compared exactly on the staged text), the accepted events are then read from the staged
+    # ones, in staged order (readers order them).
+    _check_streamed(con, "_events_checked", "stg_ticket_events", EVENT_COLUMNS, f"""
         SELECT s.line,
                {_reasons(
             f"CASE WHEN s.ticket_id IS NULL OR trim(s.ticket_id) = '' THEN 'ticket_id is empty' "
@@ -272,11 +362,9 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
             f"strftime(t.created_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') END",
             valid=events_valid,
         )} AS reason,
-               {_copy_columns(EVENT_COLUMNS)}
+               hash({_row_key(EVENT_COLUMNS, "s")}) AS _row_hash
         FROM stg_ticket_events s LEFT JOIN tickets t ON t.ticket_id = s.ticket_id
-        """
-    )
-    _mark_copies(con, "_events_checked", EVENT_COLUMNS, staged="stg_ticket_events")
+        """)
     reject_checked("ticket_events", "_events_checked")
     con.execute(
         f"""
@@ -447,7 +535,24 @@ def _reject_conflicts(con, table: str, key: str) -> None:
     con.execute(f"UPDATE {table} SET is_copy = false WHERE is_copy AND reason IS NOT NULL")
 
 
-def _write_import_log(con, staged: dict[str, int], labels: dict[str, str]) -> list[LoadCounts]:
+#: checked tables that keep only the rejected rows and the identical copies (`_check_streamed`)
+EXCEPTIONS_ONLY = ("events",)
+
+
+def _accepted_counts(con, checked: str) -> tuple[int, int]:
+    """(identical copies, other rows) among the accepted rows of `_<checked>_checked`."""
+    copies, kept = con.execute(
+        f"SELECT count(*) FILTER (WHERE is_copy), count(*) FILTER (WHERE NOT is_copy) "
+        f"FROM _{checked}_checked WHERE reason IS NULL").fetchall()[0]
+    if checked in EXCEPTIONS_ONLY:  # the checked table holds the rejected rows and copies only
+        staged = "stg_ticket_events" if checked == "events" else f"stg_{checked}"
+        kept = scalar(con, f"SELECT count(*) FROM {staged}") - scalar(con, f"SELECT count(*) FROM _{checked}_checked")
+    return copies, kept
+
+
+def _write_import_log(con, staged: dict[str, int], labels: dict[str, str],
+                      counted: dict[str, tuple[int, int]] | None = None) -> list[LoadCounts]:
+    """`counted`: `_accepted_counts` of checked tables already dropped."""
     con.execute(
         """CREATE TABLE IF NOT EXISTS import_log (loaded_at TIMESTAMPTZ, source VARCHAR, rows_in BIGINT,
            accepted BIGINT, rejected BIGINT, duplicates_collapsed BIGINT)"""
@@ -463,9 +568,7 @@ def _write_import_log(con, staged: dict[str, int], labels: dict[str, str]) -> li
                           [source, source + ":"])
         # identical copies count as accepted only when valid: a copy of a rejected row is in `rejects`
         # already (connector fuzzing: two identical invalid events were counted twice -> AssertionError)
-        copies, kept = con.execute(
-            f"SELECT count(*) FILTER (WHERE is_copy), count(*) FILTER (WHERE NOT is_copy) "
-            f"FROM _{checked}_checked WHERE reason IS NULL").fetchall()[0]
+        copies, kept = (counted or {}).get(checked) or _accepted_counts(con, checked)
         counts = LoadCounts(source, staged[staged_table], kept + copies, rejected, copies)
         if counts.rows_in != counts.accepted + counts.rejected:
             raise AssertionError(f"{source}: {counts.rows_in} rows in but {counts.accepted} accepted + "
