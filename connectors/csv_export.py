@@ -283,7 +283,10 @@ def _read_records_fast(con, path: Path, file: str, columns: str, wanted: list[st
     if scan.starts is None:
         # every line is one record: row_number() OVER () numbers the records in file order (DuckDB keeps
         # a scan's row order through an empty OVER clause, also when it reads in parallel; the
-        # order_preservation page of its docs), so both cores parse (issue 18: 41 CPU-s at 10M)
+        # order_preservation page of its docs). The window itself (PhysicalStreamingWindow, not a
+        # parallel operator in DuckDB 2.0) makes this a single-threaded pipeline: at 10M one core is
+        # busy for the whole read (34-44 CPU-s, thread samples of issue 18); a parallel read would need
+        # the line number from somewhere else (e.g. rowid of a table written in file order)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {stg} AS
             SELECT {cols}, CAST(row_number() OVER () + 1 AS BIGINT) AS line
