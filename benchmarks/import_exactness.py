@@ -40,8 +40,9 @@ CLOCK_COLUMNS = {"import_log": "loaded_at", "metrics_inputs": "recorded_at"}
 #: before issue 18's import changes: two imports of the 1M export, same process setup): a row group
 #: of `ticket_events` lands at a different place (the parallel CREATE TABLE ... AS with its anti
 #: join), and the fingerprints come out of a parallel hash join / aggregate. For these only the
-#: rows as a multiset (content hash, EXCEPT ALL both ways) can be compared.
-ORDER_VARIES = ("ticket_events", "ticket_fingerprints", "metrics_pending")
+#: rows as a multiset (content hash, EXCEPT ALL both ways) can be compared. (customer_fingerprints
+#: is a GROUP BY's output: seen in another order on 1 of 300 small exports, with its code unchanged.)
+ORDER_VARIES = ("ticket_events", "ticket_fingerprints", "metrics_pending", "customer_fingerprints")
 
 
 def _select(table: str) -> str:
@@ -215,6 +216,10 @@ def small(args) -> int:
     results = {}
     try:
         for i in range(args.n):
+            if args.only and i not in args.only:
+                for rep in range(2):  # the same random draws as a full run
+                    write_small(root / f"skip_{i}_{rep}", rng)
+                continue
             con = duckdb.connect()
             con.execute("SET TimeZone = 'UTC'")
             snaps = []
@@ -245,6 +250,7 @@ def small(args) -> int:
             return [{k: (sorted(v, key=repr) if k in ORDER_VARIES else v) for k, v in snap.items()} for snap in snaps]
 
         diff = [i for i in results if canon(results[i]) != canon(base.get(i, []))]
+        # (with --only, `base` may hold more exports than were run: only those run are compared)
         for i in diff[:5]:
             for rep in range(2):
                 a, b = canon(base[i])[rep], canon(results[i])[rep]
@@ -274,6 +280,7 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, default=18)
     s.add_argument("--out", required=True)
     s.add_argument("--compare", default=None)
+    s.add_argument("--only", type=int, nargs="*", default=None, help="run only these exports (same data as a full run)")
     args = ap.parse_args(argv)
     if args.mode == "digest":
         import duckdb
