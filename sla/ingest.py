@@ -198,23 +198,27 @@ def _check_streamed(con, table: str, staged: str, columns: tuple[str, ...], sele
     """
     rows = scalar(con, f"SELECT count(*) FROM {staged}")
     hashes = np.empty(rows, dtype=np.uint64)
+    # each row's line, to find the rows of a repeated hash without hashing the staged rows again
+    # (that cost 17-25 CPU-s at 10M); 4 bytes a line while they fit (the query's rows do not come in
+    # line order: the join may build on the staged side)
+    lines = np.empty(rows, dtype=np.uint32)
     rejected: list[pa.RecordBatch] = []
-    n, first_line, contiguous = 0, None, True  # contiguous: the k-th row is on line first_line + k
+    n = 0
     for batch in con.sql(select).to_arrow_reader(batch_rows):
         k = batch.num_rows
         if n + k > len(hashes):  # more rows than staged (cannot happen with unique ticket ids): grow
             hashes = np.resize(hashes, max(n + k, 2 * len(hashes)))
+            lines = np.resize(lines, len(hashes))
         hashes[n:n + k] = batch.column("_row_hash").to_numpy(zero_copy_only=False)
-        if contiguous and k:
-            lines = batch.column("line").to_numpy(zero_copy_only=False)
-            first_line = int(lines[0]) if first_line is None else first_line
-            contiguous = (int(lines[0]) == first_line + n and int(lines[-1]) == first_line + n + k - 1
-                          and bool(np.all(np.diff(lines) > 0)))
+        batch_lines = batch.column("line").to_numpy(zero_copy_only=False)
+        if k and lines.dtype == np.uint32 and (batch_lines.max() > np.iinfo(np.uint32).max or batch_lines.min() < 0):
+            lines = lines.astype(np.int64)
+        lines[n:n + k] = batch_lines
         n += k
         reasons = batch.column("reason")
         if reasons.null_count < k:
             rejected.append(batch.select(["line", "reason"]).filter(reasons.is_valid()))
-    hashes = hashes[:n]
+    hashes, lines = hashes[:n], lines[:n]
     schema = pa.schema([("line", pa.int64()), ("reason", pa.string())])
     bad = pa.Table.from_batches([b.cast(schema) for b in rejected], schema=schema)  # noqa: F841 - read by name
     con.register("_rejected_rows", bad)
@@ -223,33 +227,22 @@ def _check_streamed(con, table: str, staged: str, columns: tuple[str, ...], sele
     finally:
         con.unregister("_rejected_rows")
     repeated = _repeated_in(hashes)
-    if contiguous:
-        # the rows whose hash repeats, by line (the rows streamed in line order, one line each: the
-        # fast path): the exact comparison below then reads the staged rows without hashing them again
-        # (hashing 67.8M staged rows a second time cost ~9 CPU-s at 10M)
-        wanted = np.concatenate([np.flatnonzero(_member(hashes[i:i + (1 << 23)], repeated)) + i
-                                 for i in range(0, n, 1 << 23)] or [np.empty(0, dtype=np.int64)])
-        del hashes
-        candidates = pa.table({"line": (wanted + (first_line or 0)).astype(np.int64)})  # noqa: F841 - read by name
-        con.register("_candidate_lines", candidates)
-        where = "line IN (SELECT line FROM _candidate_lines)"
-    else:
-        del hashes
-        repeated_table = pa.table({"h": repeated})  # noqa: F841 - read by name
-        con.register("_repeated_hashes", repeated_table)
-        where = f"hash({_row_key(columns)}) IN (SELECT h FROM _repeated_hashes)"
+    wanted = [lines[i:i + (1 << 23)][_member(hashes[i:i + (1 << 23)], repeated)] for i in range(0, n, 1 << 23)]
+    del hashes, lines
+    candidates = pa.table({"line": np.concatenate(wanted or [np.empty(0)]).astype(np.int64)})  # noqa: F841 - read by name
+    con.register("_candidate_lines", candidates)
     try:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _copies AS
             SELECT line FROM (
                 SELECT line, row_number() OVER (PARTITION BY {_row_key(columns)} ORDER BY line) AS n
-                FROM {staged} WHERE {where}
+                FROM {staged} WHERE line IN (SELECT line FROM _candidate_lines)
             ) WHERE n > 1
             """
         )
     finally:
-        con.unregister("_candidate_lines" if contiguous else "_repeated_hashes")
+        con.unregister("_candidate_lines")
     con.execute(f"UPDATE {table} SET is_copy = true WHERE line IN (SELECT line FROM _copies)")
     con.execute(f"INSERT INTO {table} SELECT line, NULL, true FROM _copies WHERE line NOT IN (SELECT line FROM {table})")
     con.execute("DROP TABLE _copies")
