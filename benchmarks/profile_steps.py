@@ -74,6 +74,20 @@ class Profiler:
                           "spill_bytes": self._spill(), "peak_rss_mb": peak_rss_mb()})
         return res
 
+    def sql(self, query):
+        """A relation whose `to_arrow_reader` is timed until the last batch was read (the query runs
+        while the caller reads it: `sla.ingest._check_streamed`)."""
+        prof, rel = self, self._con.sql(query)
+
+        class _Timed:
+            def to_arrow_reader(self, *args):
+                t0, c0 = time.perf_counter(), _cpu()
+                yield from rel.to_arrow_reader(*args)
+                prof.rows.append({"sql": "(streamed) " + _label(query), "wall_s": time.perf_counter() - t0,
+                                  "cpu_s": _cpu() - c0, "spill_bytes": prof._spill(), "peak_rss_mb": peak_rss_mb()})
+
+        return _Timed()
+
     def __getattr__(self, name):
         return getattr(self._con, name)
 

@@ -283,12 +283,18 @@ def _read_records_fast(con, path: Path, file: str, columns: str, wanted: list[st
     if scan.starts is None:
         # every line is one record: row_number() OVER () numbers the records in file order (DuckDB keeps
         # a scan's row order through an empty OVER clause, also when it reads in parallel; the
-        # order_preservation page of its docs), so both cores parse (issue 18: 41 CPU-s at 10M)
+        # order_preservation page of its docs). The window itself (PhysicalStreamingWindow, not a
+        # parallel operator in DuckDB 2.0) makes this a single-threaded pipeline: at 10M one core is
+        # busy for the whole read (34-44 CPU-s, thread samples of issue 18); a parallel read would need
+        # the line number from somewhere else (e.g. rowid of a table written in file order)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {stg} AS
-            SELECT {cols}, CAST(row_number() OVER () + 1 AS BIGINT) AS line, true AS _record
+            SELECT {cols}, CAST(row_number() OVER () + 1 AS BIGINT) AS line
             FROM {_csv_records(file, columns, parallel=True)} r
             """)
+        # every row is a record with a line number here: only the count needs checking, and
+        # count(*) reads no column (the check below read all 67.8M rows back: 5.8 CPU-s at 10M)
+        records, padded = scalar(con, f"SELECT count(*) FROM {stg}"), 0
     else:
         # record k <-> the (k + 2)-th start, side by side with the single-threaded scan (a positional
         # join pads the shorter side with NULLs: `_record` / `line` tell a count mismatch)
@@ -302,12 +308,13 @@ def _read_records_fast(con, path: Path, file: str, columns: str, wanted: list[st
                 """)
         finally:
             con.unregister("_record_lines")
-    records, padded = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE _record IS NULL OR line IS NULL) FROM {stg}").fetchall()[0]
+        records, padded = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE _record IS NULL OR line IS NULL) FROM {stg}").fetchall()[0]
     if padded or records != scan.records or scalar(con, "SELECT count(*) FROM _csv_rejects"):
         con.execute(f"DROP TABLE {stg}")
         return None
-    con.execute(f"ALTER TABLE {stg} DROP COLUMN _record")
+    if scan.starts is not None:
+        con.execute(f"ALTER TABLE {stg} DROP COLUMN _record")
     # same shapes as the general path leaves; `_units` holds the record starts and the line after
     # the last one when a record spans lines (to quote a rejected one whole), else nothing
     con.execute(f"CREATE OR REPLACE TEMP TABLE {stg}_malformed (line BIGINT, reason VARCHAR, raw VARCHAR)")
