@@ -280,7 +280,7 @@ def validate(con, policy: Policy, staged: dict[str, int], labels: dict[str, str]
         if scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [f"stg_{table}_malformed"]):
             con.execute(
                 f"INSERT INTO rejects SELECT {_lit(labels[table])}, line, 'malformed CSV record: ' || reason, raw "
-                f"FROM stg_{table}_malformed"
+                f"FROM stg_{table}_malformed ORDER BY line"  # in line order, as every other reject
             )
 
     def reject_checked(table: str, checked: str) -> None:
