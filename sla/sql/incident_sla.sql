@@ -72,7 +72,7 @@ SELECT * EXCLUDE (group_month) FROM (
 -- key of the joins and windows below (an integer is cheaper to hash and sort than the text id at 10M
 -- incidents) and the physical order of incident_sla.
 CREATE OR REPLACE TEMP TABLE _incidents AS
-SELECT row_number() OVER (ORDER BY created_at, ticket_id) AS tid, * FROM (
+SELECT CAST(row_number() OVER (ORDER BY created_at, ticket_id) AS INTEGER) AS tid, * FROM (
     SELECT * FROM _pool
     WHERE NOT getvariable('scoped') OR ticket_id IN (SELECT ticket_id FROM metrics_scope)
     UNION ALL
@@ -138,8 +138,11 @@ DROP TABLE _scope_days;
 CREATE OR REPLACE TEMP TABLE _event_values AS
 SELECT CAST(row_number() OVER (ORDER BY kind, value) AS INTEGER) AS vcode, kind, value,
        CASE kind WHEN 'severity' THEN -TRY_CAST(value AS INTEGER) ELSE sr.rank END AS value_rank,
-       -- a status change into a resolved status (NULL for severities)
-       CASE WHEN kind = 'status' THEN list_contains(getvariable('resolved'), value) END AS resolved
+       -- a status change into a resolved status, and the clock's state in that status (NULL for severities)
+       CASE WHEN kind = 'status' THEN list_contains(getvariable('resolved'), value) END AS resolved,
+       CASE WHEN kind = 'status' THEN CASE WHEN list_contains(getvariable('resolved'), value) THEN 'stopped'
+                                           WHEN list_contains(getvariable('pause'), value) THEN 'paused'
+                                           ELSE 'running' END END AS state
 FROM (SELECT DISTINCT kind, value FROM ticket_events WHERE kind IN ('severity', 'status') AND value IS NOT NULL) v
 LEFT JOIN status_rank sr ON v.kind = 'status' AND sr.status = v.value;
 
@@ -217,6 +220,22 @@ SELECT ticket_id,
 FROM shown
 ORDER BY ticket_id, occurred_at, kind;
 
+-- Approved exclusions (sla-semantics.md section 6) known at the cut-off: per incident and metric the
+-- latest approval (approved_at, then the later line) applies; `both` stands for both metrics.
+CREATE OR REPLACE TABLE incident_exclusions AS
+SELECT ticket_id, metric, r.reason, r.approved_by, r.approved_at
+FROM (
+    SELECT e.ticket_id, m.metric,
+           arg_max(struct_pack(reason := e.reason, approved_by := e.approved_by, approved_at := e.approved_at),
+                   struct_pack(a := e.approved_at, l := e.line)) AS r
+    FROM exclusions e
+    CROSS JOIN (VALUES ('first_response'), ('resolution')) m(metric), run_params p
+    WHERE e.approved_at <= p.as_of AND (e.metric = m.metric OR e.metric = 'both')
+      AND e.ticket_id IN (SELECT ticket_id FROM _incidents)
+    GROUP BY e.ticket_id, m.metric
+)
+ORDER BY ticket_id, metric;
+
 SET preserve_insertion_order = false;
 
 -- Per incident: first agent reply, first resolved status, latest status, first status change, the
@@ -243,6 +262,7 @@ LEFT JOIN _event_values cv ON cv.vcode = m.current_vcode
 JOIN _ranked r USING (tid);
 
 DROP TABLE _ranked;
+DROP TABLE _incidents;  -- read for the last time by _stops
 
 -- Clock segments: from creation through every status change to the resolution (or cut-off).
 -- Business clock of an instant e (seconds since the calendar's start): the row of e's bucket in
@@ -260,17 +280,18 @@ WITH boundaries AS (
 ), cut AS (
     SELECT s.ticket_id, b.tid, CAST(b.seq AS BIGINT) AS seq,
            CASE WHEN b.seq = 0 THEN getvariable('initial_status') ELSE v.value END AS status,
+           -- a status without a value (vcode NULL, hand-written rows only) runs the clock
+           CASE WHEN b.seq > 0 THEN coalesce(v.state, 'running')
+                WHEN list_contains(getvariable('resolved'), getvariable('initial_status')) THEN 'stopped'
+                WHEN list_contains(getvariable('pause'), getvariable('initial_status')) THEN 'paused'
+                ELSE 'running' END AS state,
            b.seg_start AS start_at,
            least(coalesce(b.next_start, s.resolved_at, p.as_of), coalesce(s.resolved_at, p.as_of)) AS end_at
     FROM boundaries b JOIN _stops s USING (tid) LEFT JOIN _event_values v USING (vcode), run_params p
     WHERE b.seg_start < coalesce(s.resolved_at, p.as_of)
        OR (b.seq = 0 AND b.seg_start = coalesce(s.resolved_at, p.as_of))
 )
-SELECT s.ticket_id, s.seq, s.status,
-       CASE WHEN list_contains(getvariable('resolved'), s.status) THEN 'stopped'
-            WHEN list_contains(getvariable('pause'), s.status) THEN 'paused'
-            ELSE 'running' END AS state,
-       s.start_at, s.end_at,
+SELECT s.ticket_id, s.seq, s.status, s.state, s.start_at, s.end_at,
        greatest((ke.cum_before + least(greatest(s.e1 - ke.open_epoch, 0), ke.business_seconds))
               - (ks.cum_before + least(greatest(s.e0 - ks.open_epoch, 0), ks.business_seconds)), 0) AS business_seconds,
        s.tid
@@ -304,9 +325,9 @@ GROUP BY s.tid;
 
 DROP TABLE _severity_changes;
 
--- The figures of each incident (a temp table: joined and sorted in one statement with the writing of
--- incident_sla, the 10M-row hash tables and the sort ran out of the 4 GB limit).
-CREATE OR REPLACE TEMP TABLE _measured AS
+-- The figures of each incident: a view, joined and sorted in one statement with the writing of
+-- incident_sla (one 10M-row hash table left, _durations on tid; _stops is the probe side).
+CREATE OR REPLACE TEMP VIEW _measured AS
 SELECT t.* EXCLUDE (fr_e, fr_severity, res_severity),
        coalesce(t.fr_severity, t.created_severity) AS first_response_severity,
        coalesce(t.res_severity, t.created_severity) AS resolution_severity,
@@ -335,27 +356,7 @@ LEFT JOIN sla_targets_versioned rt ON rt.tier = t.tier AND rt.severity = coalesc
 LEFT JOIN sla_tiers_versioned tier_q ON tier_q.tier = t.tier
       AND tier_q.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN tier_q.valid_from AND tier_q.valid_to;
 
-DROP TABLE _stops;
-DROP TABLE _durations;
-DROP TABLE _severities;
-
 SET preserve_insertion_order = true;
-
--- Approved exclusions (sla-semantics.md section 6) known at the cut-off: per incident and metric the
--- latest approval (approved_at, then the later line) applies; `both` stands for both metrics.
-CREATE OR REPLACE TABLE incident_exclusions AS
-SELECT ticket_id, metric, r.reason, r.approved_by, r.approved_at
-FROM (
-    SELECT e.ticket_id, m.metric,
-           arg_max(struct_pack(reason := e.reason, approved_by := e.approved_by, approved_at := e.approved_at),
-                   struct_pack(a := e.approved_at, l := e.line)) AS r
-    FROM exclusions e
-    CROSS JOIN (VALUES ('first_response'), ('resolution')) m(metric), run_params p
-    WHERE e.approved_at <= p.as_of AND (e.metric = m.metric OR e.metric = 'both')
-      AND e.ticket_id IN (SELECT ticket_id FROM _incidents)
-    GROUP BY e.ticket_id, m.metric
-)
-ORDER BY ticket_id, metric;
 
 CREATE OR REPLACE TABLE incident_sla AS
 SELECT m.ticket_id,
@@ -406,5 +407,10 @@ LEFT JOIN incident_exclusions xf ON xf.ticket_id = m.ticket_id AND xf.metric = '
 LEFT JOIN incident_exclusions xr ON xr.ticket_id = m.ticket_id AND xr.metric = 'resolution'
 CROSS JOIN run_params p
 ORDER BY m.tid;
+
+DROP VIEW _measured;
+DROP TABLE _stops;
+DROP TABLE _durations;
+DROP TABLE _severities;
 
 SET preserve_insertion_order = getvariable('_sla_insertion_order');
