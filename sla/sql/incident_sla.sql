@@ -23,6 +23,10 @@
 SET VARIABLE _sla_insertion_order = current_setting('preserve_insertion_order');
 SET preserve_insertion_order = false;
 
+-- The cut-off as a constant: a filter on it reaches the table scans, where a join with run_params
+-- would be a cross product per row (the 35M clock segments' filter became a nested-loop join).
+SET VARIABLE _sla_as_of = (SELECT as_of FROM run_params);
+
 -- The customer-months whose ranks are computed (none in a full run: there, all of them), with the
 -- UTC days (epoch // 86400) they touch: a cheap equi-join key to find their incidents.
 CREATE OR REPLACE TEMP TABLE _scope_days AS
@@ -57,8 +61,8 @@ CREATE OR REPLACE TEMP TABLE _pool AS
 SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
        CAST(timezone(getvariable('tz'), t.created_at) AS DATE) AS local_date,
        strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
-FROM tickets t, run_params p
-WHERE NOT getvariable('scoped') AND t.created_at <= p.as_of
+FROM tickets t
+WHERE NOT getvariable('scoped') AND t.created_at <= getvariable('_sla_as_of')
 UNION ALL
 SELECT * EXCLUDE (group_month) FROM (
     SELECT c.ticket_id, c.customer_id, c.severity AS created_severity, c.created_at,
@@ -179,9 +183,8 @@ FROM (
         FROM ticket_events e JOIN _incidents i USING (ticket_id)
         LEFT JOIN _event_values v ON v.kind = e.kind AND v.value = e.value
         LEFT JOIN _status_ties t ON e.kind = 'status' AND t.actor IS NOT DISTINCT FROM e.actor
-                                AND t.value IS NOT DISTINCT FROM e.value,
-        run_params p
-        WHERE e.occurred_at <= p.as_of
+                                AND t.value IS NOT DISTINCT FROM e.value
+        WHERE e.occurred_at <= getvariable('_sla_as_of')
     )
     WINDOW w AS (PARTITION BY tid ORDER BY occurred_at, kind_rank, value_rank, tie)
 )
@@ -286,10 +289,11 @@ WITH boundaries AS (
                 WHEN list_contains(getvariable('pause'), getvariable('initial_status')) THEN 'paused'
                 ELSE 'running' END AS state,
            b.seg_start AS start_at,
-           least(coalesce(b.next_start, s.resolved_at, p.as_of), coalesce(s.resolved_at, p.as_of)) AS end_at
-    FROM boundaries b JOIN _stops s USING (tid) LEFT JOIN _event_values v USING (vcode), run_params p
-    WHERE b.seg_start < coalesce(s.resolved_at, p.as_of)
-       OR (b.seq = 0 AND b.seg_start = coalesce(s.resolved_at, p.as_of))
+           least(coalesce(b.next_start, s.resolved_at, getvariable('_sla_as_of')),
+                 coalesce(s.resolved_at, getvariable('_sla_as_of'))) AS end_at
+    FROM boundaries b JOIN _stops s USING (tid) LEFT JOIN _event_values v USING (vcode)
+    WHERE b.seg_start < coalesce(s.resolved_at, getvariable('_sla_as_of'))
+       OR (b.seq = 0 AND b.seg_start = coalesce(s.resolved_at, getvariable('_sla_as_of')))
 )
 SELECT s.ticket_id, s.seq, s.status, s.state, s.start_at, s.end_at,
        greatest((ke.cum_before + least(greatest(s.e1 - ke.open_epoch, 0), ke.business_seconds))
