@@ -6,7 +6,8 @@ of all threads, and the DuckDB temp directory size after it); `incident_sla.sql`
 statements. Run on a benchmark export (`incident_sla_scale.py` writes them):
 
     python benchmarks/profile_steps.py --size 1m --step import     # fresh copy of the db, import only
-    python benchmarks/profile_steps.py --size 1m --step compute    # on benchmarks/data/sla_1m.duckdb
+    python benchmarks/profile_steps.py --size 1m --step compute    # on benchmarks/data/profile_1m.duckdb
+    python benchmarks/profile_steps.py --size 1m --step compute --full --db benchmarks/data/sla_1m.duckdb
     python benchmarks/profile_steps.py --size 1m --step both --top 25 --json results/x.json
 
 The output lists the statements by CPU seconds with the first words of their SQL.
@@ -109,7 +110,8 @@ def split_sql(text: str) -> list[str]:
     return out
 
 
-def profile(step: str, size: str, db: Path, memory_limit: str, threads: int | None) -> list[dict]:
+def profile(step: str, size: str, db: Path, memory_limit: str, threads: int | None,
+            full: bool = False) -> list[dict]:
     import sla.metrics as metrics
     from connectors.csv_export import CsvExportSource
     from sla.db import read_sql as _read_sql
@@ -135,7 +137,7 @@ def profile(step: str, size: str, db: Path, memory_limit: str, threads: int | No
 
         metrics.read_sql = read_split
         try:
-            compute_metrics(prof, policy, AS_OF)
+            compute_metrics(prof, policy, AS_OF, full=full)
         finally:
             metrics.read_sql = original
     total = {"wall_s": time.perf_counter() - t0, "cpu_s": _cpu() - c0}
@@ -159,6 +161,8 @@ def main(argv=None):
     ap.add_argument("--db", default=None, help="default: benchmarks/data/profile_<size>.duckdb (import recreates it)")
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--full", action="store_true",
+                    help="compute: the full recompute (else incremental when the db has a previous run)")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -169,7 +173,7 @@ def main(argv=None):
         if step == "import":
             for p in (db, Path(str(db) + ".wal")):
                 p.unlink(missing_ok=True)
-        rows = profile(step, args.size, db, args.memory_limit, args.threads)
+        rows = profile(step, args.size, db, args.memory_limit, args.threads, full=args.full)
         out["steps"][step] = rows
         total = rows[0]
         print(f"\n## {step} {args.size}: wall {total['wall_s']:.2f} s, CPU {total['cpu_s']:.2f} s, "

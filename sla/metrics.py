@@ -7,6 +7,9 @@ the policy-derived lookup tables (targets, tiers, business calendar) and runs th
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
+
+import duckdb
 
 from sla import incremental
 from sla.calendar import BusinessCalendar, ClockBuckets, build_versioned_business_days, write_business_calendar
@@ -95,28 +98,45 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = F
         total = scalar(con, "SELECT count(*) FROM tickets t, run_params p WHERE t.created_at <= p.as_of")
         if scope > full_share * max(total, 1):
             reason = f"{scope:,} of {total:,} incidents to recompute: a full recompute is as fast"
-    if reason is None:
-        bind_variables(con, scoped=True)
-        incremental.run_scoped(con, read_sql("incident_sla.sql"))
-        recomputed = incremental.apply_delta(con)
-        incremental.drop_schema(con, incremental.DELTA_SCHEMA)
-        con.execute(read_sql("monthly.sql"))  # the views, over the updated incident_sla
-        incremental.refresh_as_of(con)
-        incremental.rebuild_months(con, read_sql("monthly.sql"))
-        run = incremental.MetricsRun(scalar(con, "SELECT count(*) FROM incident_sla"), "incremental", recomputed)
-    else:
-        con.execute("CREATE OR REPLACE TEMP TABLE metrics_scope (ticket_id VARCHAR)")
-        con.execute("CREATE OR REPLACE TEMP TABLE metrics_kept_ranks (ticket_id VARCHAR, quota_rank BIGINT)")
-        bind_variables(con, scoped=False)
-        con.execute(read_sql("incident_sla.sql"))
-        compute_monthly(con)
-        n = scalar(con, "SELECT count(*) FROM incident_sla")
-        run = incremental.MetricsRun(n, "full", n, reason)
+    with _insertion_order_kept(con):
+        if reason is None:
+            bind_variables(con, scoped=True)
+            incremental.run_scoped(con, read_sql("incident_sla.sql"))
+            recomputed = incremental.apply_delta(con)
+            incremental.drop_schema(con, incremental.DELTA_SCHEMA)
+            con.execute(read_sql("monthly.sql"))  # the views, over the updated incident_sla
+            incremental.refresh_as_of(con)
+            incremental.rebuild_months(con, read_sql("monthly.sql"))
+            run = incremental.MetricsRun(scalar(con, "SELECT count(*) FROM incident_sla"), "incremental", recomputed)
+        else:
+            con.execute("CREATE OR REPLACE TEMP TABLE metrics_scope (ticket_id VARCHAR)")
+            con.execute("CREATE OR REPLACE TEMP TABLE metrics_kept_ranks (ticket_id VARCHAR, quota_rank BIGINT)")
+            bind_variables(con, scoped=False)
+            con.execute(read_sql("incident_sla.sql"))
+            compute_monthly(con)
+            n = scalar(con, "SELECT count(*) FROM incident_sla")
+            run = incremental.MetricsRun(n, "full", n, reason)
     con.execute("DROP TABLE IF EXISTS metrics_scope")
     con.execute("DROP TABLE IF EXISTS metrics_kept_ranks")
     incremental.write_state(con, basis, run)
     ensure_restatement_tables(con)  # delivered figures vs these: the `restatements` view
     return run
+
+
+@contextmanager
+def _insertion_order_kept(con):
+    """incident_sla.sql turns preserve_insertion_order off for its temp tables and back to the
+    session's value at its end; if a statement fails half-way, this puts it back where it can (the
+    tables written in an order set it on themselves, so a retry on this session stays exact)."""
+    before = scalar(con, "SELECT current_setting('preserve_insertion_order')")
+    try:
+        yield
+    except BaseException:
+        try:  # an aborted transaction refuses even SET (the setting then stays as the failure left it)
+            con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
+        except duckdb.Error:
+            pass
+        raise
 
 
 def ensure_optional_inputs(con) -> None:

@@ -15,6 +15,18 @@
 -- every incident of its customer-month (_pool below), so a scoped rank equals the full run's; an
 -- incident whose rank cannot have changed (sla/sql/metrics_scope.sql) keeps it: metrics_kept_ranks.
 
+-- Temp tables (and incident_clock_segments) are written with preserve_insertion_order off: their
+-- row order carries no meaning (every reader joins, groups or orders), and an order-preserving
+-- insert of a window's or a join's output runs on one thread. It is on for the tables written in an
+-- order (data_warnings, incident_exclusions, incident_sla) and back at the session's value at the
+-- end (sla/metrics.py also restores it when a statement fails).
+SET VARIABLE _sla_insertion_order = current_setting('preserve_insertion_order');
+SET preserve_insertion_order = false;
+
+-- The cut-off as a constant: a filter on it reaches the table scans, where a join with run_params
+-- would be a cross product per row (the 35M clock segments' filter became a nested-loop join).
+SET VARIABLE _sla_as_of = (SELECT as_of FROM run_params);
+
 -- The customer-months whose ranks are computed (none in a full run: there, all of them), with the
 -- UTC days (epoch // 86400) they touch: a cheap equi-join key to find their incidents.
 CREATE OR REPLACE TEMP TABLE _scope_days AS
@@ -49,8 +61,8 @@ CREATE OR REPLACE TEMP TABLE _pool AS
 SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
        CAST(timezone(getvariable('tz'), t.created_at) AS DATE) AS local_date,
        strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
-FROM tickets t, run_params p
-WHERE NOT getvariable('scoped') AND t.created_at <= p.as_of
+FROM tickets t
+WHERE NOT getvariable('scoped') AND t.created_at <= getvariable('_sla_as_of')
 UNION ALL
 SELECT * EXCLUDE (group_month) FROM (
     SELECT c.ticket_id, c.customer_id, c.severity AS created_severity, c.created_at,
@@ -60,24 +72,55 @@ SELECT * EXCLUDE (group_month) FROM (
 ) WHERE month = group_month;
 
 -- The incidents computed by this run: those of the pool in the scope, and the scope's incidents
--- that keep their rank (outside the pool).
+-- that keep their rank (outside the pool). `tid` numbers them in (created_at, ticket_id) order: the
+-- key of the joins and windows below (an integer is cheaper to hash and sort than the text id at 10M
+-- incidents) and the physical order of incident_sla.
 CREATE OR REPLACE TEMP TABLE _incidents AS
-SELECT * FROM _pool
-WHERE NOT getvariable('scoped') OR ticket_id IN (SELECT ticket_id FROM metrics_scope)
-UNION ALL
-SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
-       CAST(timezone(getvariable('tz'), t.created_at) AS DATE) AS local_date,
-       strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
-FROM tickets t, run_params p
-WHERE getvariable('scoped') AND t.created_at <= p.as_of
-  AND t.ticket_id IN (SELECT ticket_id FROM metrics_kept_ranks)
-  AND t.ticket_id NOT IN (SELECT ticket_id FROM _pool);
+SELECT CAST(row_number() OVER (ORDER BY created_at, ticket_id) AS INTEGER) AS tid, * FROM (
+    SELECT * FROM _pool
+    WHERE NOT getvariable('scoped') OR ticket_id IN (SELECT ticket_id FROM metrics_scope)
+    UNION ALL
+    SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
+           CAST(timezone(getvariable('tz'), t.created_at) AS DATE) AS local_date,
+           strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
+    FROM tickets t, run_params p
+    WHERE getvariable('scoped') AND t.created_at <= p.as_of
+      AND t.ticket_id IN (SELECT ticket_id FROM metrics_kept_ranks)
+      AND t.ticket_id NOT IN (SELECT ticket_id FROM _pool)
+);
 
--- `tid` numbers the incidents in (created_at, ticket_id) order: the key of the joins and windows
--- below (an integer is cheaper to hash and sort than the text id at 10M incidents) and the physical
--- order of incident_sla.
-CREATE OR REPLACE TEMP TABLE _incidents AS
-SELECT row_number() OVER (ORDER BY created_at, ticket_id) AS tid, * FROM _incidents;
+-- Tier: the contract in force on the local date of creation. Quota (sla-semantics.md section 4):
+-- a customer's incidents of a local month are ranked per tier (creation time, then ticket id), so a
+-- month with a tier change has one allowance per tier; incidents without a contract take no rank.
+-- Ranked over _pool: all incidents of each customer-month, also in a scoped run (there, pool
+-- incidents outside the scope have no tid and are ranked, not kept); the scope's incidents outside
+-- the pool keep their rank (in a partition of their own). In a full run the pool is _incidents.
+CREATE OR REPLACE TEMP TABLE _ranked AS
+SELECT tid, tier, terms, quota_rank FROM (
+    SELECT i.tid, c.tier, c.terms,
+           CASE WHEN c.tier IS NOT NULL THEN
+               coalesce(i.kept_rank, row_number() OVER (PARTITION BY i.customer_id, i.month, c.tier, i.kept_rank IS NULL
+                                                        ORDER BY i.created_at, i.ticket_id))
+           END AS quota_rank
+    FROM (
+        SELECT tid, ticket_id, customer_id, month, created_at, local_date, CAST(NULL AS BIGINT) AS kept_rank
+        FROM _incidents WHERE NOT getvariable('scoped')
+        UNION ALL
+        SELECT i.tid, p.ticket_id, p.customer_id, p.month, p.created_at, p.local_date, CAST(NULL AS BIGINT)
+        FROM _pool p LEFT JOIN _incidents i USING (ticket_id) WHERE getvariable('scoped')
+        UNION ALL
+        SELECT i.tid, i.ticket_id, i.customer_id, i.month, i.created_at, i.local_date, k.quota_rank
+        FROM _incidents i JOIN metrics_kept_ranks k USING (ticket_id)
+        WHERE getvariable('scoped') AND i.ticket_id NOT IN (SELECT ticket_id FROM _pool)
+    ) i
+    LEFT JOIN contracts c ON c.customer_id = i.customer_id
+          AND i.local_date BETWEEN c.valid_from AND coalesce(c.valid_to, DATE '9999-12-31')
+)
+WHERE tid IS NOT NULL;
+
+DROP TABLE _pool;
+DROP TABLE _pool_candidates;
+DROP TABLE _scope_days;
 
 -- Events known at the cut-off, in time order. Row order in a file carries no meaning
 -- (sla-semantics.md section 3, "Order of events"), so events of one ticket at one instant apply in a
@@ -85,44 +128,78 @@ SELECT row_number() OVER (ORDER BY created_at, ticket_id) AS tid, * FROM _incide
 -- changes in lifecycle order (status_rank, written from sla.policy.LIFECYCLE_ORDER). Remaining ties
 -- (same kind and value) break on actor, then value; never on the input line. Rows equal in every
 -- column left are interchangeable: no figure depends on which of them comes first.
--- One sort numbers the events (seq) and gives each status change the status it leaves and the start
--- of the next one. Kept afterwards (narrow, 67.8M rows at 10M incidents): the events a figure reads,
--- kind_code 1 = agent reply, 2 = severity change, 3 = status change.
+--
+-- The sort runs on integers only (text keys and text payload made it the costliest statement at
+-- 10M incidents): the status and severity texts become codes of _event_values, and actor and
+-- value are replaced by `tie`, which matters only where two events of a ticket at one instant
+-- have the same kind and rank and different values: status changes the policy does not rank
+-- (written by hand; the import accepts known statuses only, and every known status has a rank of
+-- its own). Everywhere else a tie holds either equal values (a status, ranked) or rows whose order
+-- reaches no figure: replies (only the first agent reply's instant counts), severities of one
+-- value (the same integer), and kinds no figure reads; the events after them keep their seq.
+-- _status_ties numbers the unranked (actor, value) pairs in (actor NULLS FIRST, value NULLS FIRST)
+-- order, the documented tie-break; it is empty for imported data.
+CREATE OR REPLACE TEMP TABLE _event_values AS
+SELECT CAST(row_number() OVER (ORDER BY kind, value) AS INTEGER) AS vcode, kind, value,
+       CASE kind WHEN 'severity' THEN -TRY_CAST(value AS INTEGER) ELSE sr.rank END AS value_rank,
+       -- a status change into a resolved status, and the clock's state in that status (NULL for severities)
+       CASE WHEN kind = 'status' THEN list_contains(getvariable('resolved'), value) END AS resolved,
+       CASE WHEN kind = 'status' THEN CASE WHEN list_contains(getvariable('resolved'), value) THEN 'stopped'
+                                           WHEN list_contains(getvariable('pause'), value) THEN 'paused'
+                                           ELSE 'running' END END AS state
+FROM (SELECT DISTINCT kind, value FROM ticket_events WHERE kind IN ('severity', 'status') AND value IS NOT NULL) v
+LEFT JOIN status_rank sr ON v.kind = 'status' AND sr.status = v.value;
+
+CREATE OR REPLACE TEMP TABLE _status_ties AS
+SELECT actor, value, CAST(dense_rank() OVER (ORDER BY actor NULLS FIRST, value NULLS FIRST) AS INTEGER) AS tie
+FROM (SELECT DISTINCT e.actor, e.value FROM ticket_events e ANTI JOIN status_rank sr ON sr.status = e.value
+      WHERE e.kind = 'status');
+
+-- One sort numbers the events (seq) and gives each status change whether the status it leaves is
+-- resolved and the start of the next one. Kept afterwards (narrow, 60M rows at 10M incidents): the
+-- events a figure reads, kind_code 1 = agent reply, 2 = severity change, 3 = status change; vcode
+-- (_event_values) is NULL for a status or severity without a value (status values are never NULL
+-- after the import, which rejects an empty one).
 CREATE OR REPLACE TEMP TABLE _events AS
-SELECT tid, occurred_at, CAST(kind_code AS UTINYINT) AS kind_code, value, seq,
-       -- the status it leaves is resolved (status values are never NULL: ingest rejects an empty one)
-       list_contains(getvariable('resolved'), coalesce(previous_status, getvariable('initial_status'))) AS from_resolved,
+SELECT tid, occurred_at, kind_code, vcode, CAST(seq AS INTEGER) AS seq, resolved,
+       coalesce(previous_resolved, list_contains(getvariable('resolved'), getvariable('initial_status'))) AS from_resolved,
        next_status_at,
        -- another event of the ticket at the same instant comes before it (data_warnings looks only there)
        same_instant
 FROM (
-    SELECT tid, occurred_at, value,
-           CASE kind WHEN 'reply' THEN CASE WHEN actor = 'agent' THEN 1 END WHEN 'severity' THEN 2 WHEN 'status' THEN 3 END
-               AS kind_code,
+    SELECT tid, occurred_at, kind_code, vcode, resolved,
            row_number() OVER w AS seq,
-           lag(CASE WHEN kind = 'status' THEN value END IGNORE NULLS) OVER w AS previous_status,
-           lead(CASE WHEN kind = 'status' THEN occurred_at END IGNORE NULLS) OVER w AS next_status_at,
+           lag(CASE WHEN kind_code = 3 THEN resolved END IGNORE NULLS) OVER w AS previous_resolved,
+           lead(CASE WHEN kind_code = 3 THEN occurred_at END IGNORE NULLS) OVER w AS next_status_at,
            lag(occurred_at) OVER w = occurred_at AS same_instant
     FROM (
-        SELECT i.tid, e.occurred_at, e.kind, e.actor, e.value,
-               CASE e.kind WHEN 'reply' THEN 1 WHEN 'severity' THEN 2 ELSE 3 END AS kind_rank,
-               CASE e.kind WHEN 'severity' THEN -CAST(e.value AS INTEGER) WHEN 'status' THEN sr.rank ELSE 0 END AS value_rank
+        SELECT i.tid, e.occurred_at,
+               CAST(CASE e.kind WHEN 'reply' THEN 1 WHEN 'severity' THEN 2 ELSE 3 END AS UTINYINT) AS kind_rank,
+               CASE e.kind WHEN 'severity' THEN v.value_rank WHEN 'status' THEN v.value_rank ELSE 0 END AS value_rank,
+               coalesce(t.tie, 0) AS tie,
+               CAST(CASE e.kind WHEN 'reply' THEN CASE WHEN e.actor = 'agent' THEN 1 END WHEN 'severity' THEN 2
+                                WHEN 'status' THEN 3 END AS UTINYINT) AS kind_code,
+               v.vcode, v.resolved
         FROM ticket_events e JOIN _incidents i USING (ticket_id)
-        LEFT JOIN status_rank sr ON e.kind = 'status' AND sr.status = e.value, run_params p
-        WHERE e.occurred_at <= p.as_of
+        LEFT JOIN _event_values v ON v.kind = e.kind AND v.value = e.value
+        LEFT JOIN _status_ties t ON e.kind = 'status' AND t.actor IS NOT DISTINCT FROM e.actor
+                                AND t.value IS NOT DISTINCT FROM e.value
+        WHERE e.occurred_at <= getvariable('_sla_as_of')
     )
-    WINDOW w AS (PARTITION BY tid ORDER BY occurred_at, kind_rank, value_rank, actor NULLS FIRST, value NULLS FIRST)
+    WINDOW w AS (PARTITION BY tid ORDER BY occurred_at, kind_rank, value_rank, tie)
 )
 WHERE kind_code IS NOT NULL;
+
+SET preserve_insertion_order = true;
 
 -- Tickets whose figures rest on that tie-break: two different status values, or two different
 -- severities, at one instant (data-contract.md, data_warnings). Rebuilt with incident_sla.
 CREATE OR REPLACE TABLE data_warnings AS
 WITH conflicts AS (
     SELECT tid, occurred_at, kind, list(value ORDER BY value_rank) AS vals
-    FROM (SELECT DISTINCT e.tid, e.occurred_at, CASE e.kind_code WHEN 2 THEN 'severity' ELSE 'status' END AS kind, e.value,
-                 CASE e.kind_code WHEN 2 THEN -CAST(e.value AS INTEGER) ELSE sr.rank END AS value_rank
-          FROM _events e LEFT JOIN status_rank sr ON e.kind_code = 3 AND sr.status = e.value
+    FROM (SELECT DISTINCT e.tid, e.occurred_at, CASE e.kind_code WHEN 2 THEN 'severity' ELSE 'status' END AS kind,
+                 v.value, v.value_rank
+          FROM _events e LEFT JOIN _event_values v USING (vcode)
           WHERE e.kind_code IN (2, 3)
             AND (e.tid, e.occurred_at) IN (SELECT (tid, occurred_at) FROM _events WHERE same_instant))
     GROUP BY tid, occurred_at, kind
@@ -146,26 +223,49 @@ SELECT ticket_id,
 FROM shown
 ORDER BY ticket_id, occurred_at, kind;
 
--- Per incident: first agent reply, first resolved status, latest status, first status change, and the
--- resolution instant (the last entry into a resolved status from a non-resolved one).
+-- Approved exclusions (sla-semantics.md section 6) known at the cut-off: per incident and metric the
+-- latest approval (approved_at, then the later line) applies; `both` stands for both metrics.
+CREATE OR REPLACE TABLE incident_exclusions AS
+SELECT ticket_id, metric, r.reason, r.approved_by, r.approved_at
+FROM (
+    SELECT e.ticket_id, m.metric,
+           arg_max(struct_pack(reason := e.reason, approved_by := e.approved_by, approved_at := e.approved_at),
+                   struct_pack(a := e.approved_at, l := e.line)) AS r
+    FROM exclusions e
+    CROSS JOIN (VALUES ('first_response'), ('resolution')) m(metric), run_params p
+    WHERE e.approved_at <= p.as_of AND (e.metric = m.metric OR e.metric = 'both')
+      AND e.ticket_id IN (SELECT ticket_id FROM _incidents)
+    GROUP BY e.ticket_id, m.metric
+)
+ORDER BY ticket_id, metric;
+
+SET preserve_insertion_order = false;
+
+-- Per incident: first agent reply, first resolved status, latest status, first status change, the
+-- resolution instant (the last entry into a resolved status from a non-resolved one), and the tier.
 CREATE OR REPLACE TEMP TABLE _stops AS
 WITH _milestones AS (
 SELECT tid,
        min(occurred_at) FILTER (WHERE kind_code = 1) AS first_agent_reply_at,
-       min(occurred_at) FILTER (WHERE kind_code = 3 AND list_contains(getvariable('resolved'), value)) AS first_resolved_at,
-       arg_max(value, seq) FILTER (WHERE kind_code = 3) AS current_status,
+       min(occurred_at) FILTER (WHERE kind_code = 3 AND resolved) AS first_resolved_at,
+       arg_max(vcode, seq) FILTER (WHERE kind_code = 3) AS current_vcode,
        min(occurred_at) FILTER (WHERE kind_code = 3) AS first_status_at,
-       max(occurred_at) FILTER (WHERE kind_code = 3 AND list_contains(getvariable('resolved'), value) AND NOT from_resolved)
-           AS resolved_at
+       max(occurred_at) FILTER (WHERE kind_code = 3 AND resolved AND NOT from_resolved) AS resolved_at
 FROM _events
 GROUP BY tid
 )
-SELECT i.*, coalesce(m.current_status, getvariable('initial_status')) AS current_status,
+SELECT i.*, r.tier, r.terms, r.quota_rank,
+       coalesce(cv.value, getvariable('initial_status')) AS current_status,
        least(m.first_agent_reply_at, m.first_resolved_at) AS first_response_at,
-       CASE WHEN list_contains(getvariable('resolved'), coalesce(m.current_status, getvariable('initial_status')))
+       CASE WHEN list_contains(getvariable('resolved'), coalesce(cv.value, getvariable('initial_status')))
             THEN m.resolved_at END AS resolved_at,
        m.first_status_at
-FROM _incidents i LEFT JOIN _milestones m USING (tid);
+FROM _incidents i LEFT JOIN _milestones m USING (tid)
+LEFT JOIN _event_values cv ON cv.vcode = m.current_vcode
+JOIN _ranked r USING (tid);
+
+DROP TABLE _ranked;
+DROP TABLE _incidents;  -- read for the last time by _stops
 
 -- Clock segments: from creation through every status change to the resolution (or cut-off).
 -- Business clock of an instant e (seconds since the calendar's start): the row of e's bucket in
@@ -176,22 +276,26 @@ FROM _incidents i LEFT JOIN _milestones m USING (tid);
 -- transaction).
 CREATE OR REPLACE TABLE incident_clock_segments AS
 WITH boundaries AS (
-    SELECT tid, 0 AS seq, getvariable('initial_status') AS status, created_at AS seg_start, first_status_at AS next_start
+    SELECT tid, 0 AS seq, CAST(NULL AS INTEGER) AS vcode, created_at AS seg_start, first_status_at AS next_start
     FROM _stops
     UNION ALL
-    SELECT tid, seq, value, occurred_at, next_status_at FROM _events WHERE kind_code = 3
+    SELECT tid, seq, vcode, occurred_at, next_status_at FROM _events WHERE kind_code = 3
 ), cut AS (
-    SELECT s.ticket_id, b.tid, b.seq, b.status, b.seg_start AS start_at,
-           least(coalesce(b.next_start, s.resolved_at, p.as_of), coalesce(s.resolved_at, p.as_of)) AS end_at
-    FROM boundaries b JOIN _stops s USING (tid), run_params p
-    WHERE b.seg_start < coalesce(s.resolved_at, p.as_of)
-       OR (b.seq = 0 AND b.seg_start = coalesce(s.resolved_at, p.as_of))
+    SELECT s.ticket_id, b.tid, CAST(b.seq AS BIGINT) AS seq,
+           CASE WHEN b.seq = 0 THEN getvariable('initial_status') ELSE v.value END AS status,
+           -- a status without a value (vcode NULL, hand-written rows only) runs the clock
+           CASE WHEN b.seq > 0 THEN coalesce(v.state, 'running')
+                WHEN list_contains(getvariable('resolved'), getvariable('initial_status')) THEN 'stopped'
+                WHEN list_contains(getvariable('pause'), getvariable('initial_status')) THEN 'paused'
+                ELSE 'running' END AS state,
+           b.seg_start AS start_at,
+           least(coalesce(b.next_start, s.resolved_at, getvariable('_sla_as_of')),
+                 coalesce(s.resolved_at, getvariable('_sla_as_of'))) AS end_at
+    FROM boundaries b JOIN _stops s USING (tid) LEFT JOIN _event_values v USING (vcode)
+    WHERE b.seg_start < coalesce(s.resolved_at, getvariable('_sla_as_of'))
+       OR (b.seq = 0 AND b.seg_start = coalesce(s.resolved_at, getvariable('_sla_as_of')))
 )
-SELECT s.ticket_id, s.seq, s.status,
-       CASE WHEN list_contains(getvariable('resolved'), s.status) THEN 'stopped'
-            WHEN list_contains(getvariable('pause'), s.status) THEN 'paused'
-            ELSE 'running' END AS state,
-       s.start_at, s.end_at,
+SELECT s.ticket_id, s.seq, s.status, s.state, s.start_at, s.end_at,
        greatest((ke.cum_before + least(greatest(s.e1 - ke.open_epoch, 0), ke.business_seconds))
               - (ks.cum_before + least(greatest(s.e0 - ks.open_epoch, 0), ks.business_seconds)), 0) AS business_seconds,
        s.tid
@@ -210,8 +314,9 @@ ALTER TABLE incident_clock_segments DROP COLUMN tid;
 -- Severity in effect at an instant: last severity event at or before it (the most severe of
 -- one instant, by the event order above). Only incidents with a severity change have a row.
 CREATE OR REPLACE TEMP TABLE _severity_changes AS
-SELECT tid, occurred_at, CAST(arg_max(value, seq) AS INTEGER) AS severity
-FROM _events WHERE kind_code = 2 GROUP BY tid, occurred_at;
+SELECT c.tid, c.occurred_at, CAST(v.value AS INTEGER) AS severity
+FROM (SELECT tid, occurred_at, arg_max(vcode, seq) AS vcode FROM _events WHERE kind_code = 2 GROUP BY tid, occurred_at) c
+LEFT JOIN _event_values v USING (vcode);
 
 DROP TABLE _events;  -- 60M rows at 10M incidents, read for the last time above
 
@@ -222,34 +327,11 @@ SELECT s.tid,
 FROM _severity_changes c JOIN _stops s USING (tid), run_params p
 GROUP BY s.tid;
 
--- Tier: the contract in force on the local date of creation. Quota (sla-semantics.md section 4):
--- a customer's incidents of a local month are ranked per tier (creation time, then ticket id), so a
--- month with a tier change has one allowance per tier; incidents without a contract take no rank.
--- Ranked over _pool: all incidents of each customer-month, also in a scoped run; the scope's
--- incidents outside the pool keep their rank (in a partition of their own).
-CREATE OR REPLACE TEMP TABLE _ranked AS
-SELECT i.ticket_id, c.tier, c.terms,
-       CASE WHEN c.tier IS NOT NULL THEN
-           coalesce(i.kept_rank, row_number() OVER (PARTITION BY i.customer_id, i.month, c.tier, i.kept_rank IS NULL
-                                                    ORDER BY i.created_at, i.ticket_id))
-       END AS quota_rank
-FROM (
-    SELECT ticket_id, customer_id, month, created_at, local_date, CAST(NULL AS BIGINT) AS kept_rank FROM _pool
-    UNION ALL
-    SELECT i.ticket_id, i.customer_id, i.month, i.created_at, i.local_date, k.quota_rank
-    FROM _incidents i JOIN metrics_kept_ranks k USING (ticket_id)
-    WHERE i.ticket_id NOT IN (SELECT ticket_id FROM _pool)
-) i
-LEFT JOIN contracts c ON c.customer_id = i.customer_id
-      AND i.local_date BETWEEN c.valid_from AND coalesce(c.valid_to, DATE '9999-12-31');
+DROP TABLE _severity_changes;
 
-CREATE OR REPLACE TEMP TABLE _tiered AS
-SELECT s.*, r.tier, r.terms, r.quota_rank
-FROM _stops s JOIN _ranked r USING (ticket_id);
-
--- The figures of each incident (a temp table: joined and sorted in one statement with the writing of
--- incident_sla, the 10M-row hash tables and the sort ran out of the 4 GB limit).
-CREATE OR REPLACE TEMP TABLE _measured AS
+-- The figures of each incident: a view, joined and sorted in one statement with the writing of
+-- incident_sla (one 10M-row hash table left, _durations on tid; _stops is the probe side).
+CREATE OR REPLACE TEMP VIEW _measured AS
 SELECT t.* EXCLUDE (fr_e, fr_severity, res_severity),
        coalesce(t.fr_severity, t.created_severity) AS first_response_severity,
        coalesce(t.res_severity, t.created_severity) AS resolution_severity,
@@ -264,7 +346,7 @@ SELECT t.* EXCLUDE (fr_e, fr_severity, res_severity),
 FROM (SELECT t.*, sv.fr_severity, sv.res_severity, epoch(t.first_response_at)::BIGINT AS fr_e,
              cf.cum_before + least(greatest(epoch(t.created_at)::BIGINT - cf.open_epoch, 0), cf.business_seconds)
                  AS created_clock
-      FROM _tiered t LEFT JOIN _severities sv USING (tid) LEFT JOIN business_clock_buckets cf ON cf.k = least(greatest(epoch(t.created_at)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) t
+      FROM _stops t LEFT JOIN _severities sv USING (tid) LEFT JOIN business_clock_buckets cf ON cf.k = least(greatest(epoch(t.created_at)::BIGINT - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))) t
 LEFT JOIN _durations d USING (tid)  -- every incident has one (its first segment); LEFT: built on this side
 LEFT JOIN business_clock_buckets cr ON cr.k = least(greatest(t.fr_e - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
 CROSS JOIN (SELECT c.cum_before + least(greatest(epoch(p.as_of)::BIGINT - c.open_epoch, 0), c.business_seconds) AS clock
@@ -278,21 +360,7 @@ LEFT JOIN sla_targets_versioned rt ON rt.tier = t.tier AND rt.severity = coalesc
 LEFT JOIN sla_tiers_versioned tier_q ON tier_q.tier = t.tier
       AND tier_q.terms IS NOT DISTINCT FROM t.terms AND t.local_date BETWEEN tier_q.valid_from AND tier_q.valid_to;
 
--- Approved exclusions (sla-semantics.md section 6) known at the cut-off: per incident and metric the
--- latest approval (approved_at, then the later line) applies; `both` stands for both metrics.
-CREATE OR REPLACE TABLE incident_exclusions AS
-SELECT ticket_id, metric, r.reason, r.approved_by, r.approved_at
-FROM (
-    SELECT e.ticket_id, m.metric,
-           arg_max(struct_pack(reason := e.reason, approved_by := e.approved_by, approved_at := e.approved_at),
-                   struct_pack(a := e.approved_at, l := e.line)) AS r
-    FROM exclusions e
-    CROSS JOIN (VALUES ('first_response'), ('resolution')) m(metric), run_params p
-    WHERE e.approved_at <= p.as_of AND (e.metric = m.metric OR e.metric = 'both')
-      AND e.ticket_id IN (SELECT ticket_id FROM _incidents)
-    GROUP BY e.ticket_id, m.metric
-)
-ORDER BY ticket_id, metric;
+SET preserve_insertion_order = true;
 
 CREATE OR REPLACE TABLE incident_sla AS
 SELECT m.ticket_id,
@@ -343,3 +411,10 @@ LEFT JOIN incident_exclusions xf ON xf.ticket_id = m.ticket_id AND xf.metric = '
 LEFT JOIN incident_exclusions xr ON xr.ticket_id = m.ticket_id AND xr.metric = 'resolution'
 CROSS JOIN run_params p
 ORDER BY m.tid;
+
+DROP VIEW _measured;
+DROP TABLE _stops;
+DROP TABLE _durations;
+DROP TABLE _severities;
+
+SET preserve_insertion_order = getvariable('_sla_insertion_order');
