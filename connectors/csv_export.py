@@ -113,6 +113,18 @@ def read_header(path: Path) -> list[str]:
         raise ExportError(f"{path.name}: the header row cannot be read as CSV ({exc})") from None
 
 
+def _records_of(stg: str) -> str:
+    return f"_records_{stg}"
+
+
+def drop_staged(con: duckdb.DuckDBPyConnection, stg: str) -> None:
+    """Drop the staged records `stg`: a table, or the fast path's view and the table under it."""
+    if scalar(con, "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND temporary", [stg]):
+        con.execute(f"DROP VIEW {stg}")
+    con.execute(f"DROP TABLE IF EXISTS {stg}")
+    con.execute(f"DROP TABLE IF EXISTS {_records_of(stg)}")
+
+
 def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec, *,
                fast_path: bool = True) -> int | None:
     """Create `stg_<table>` (text columns + line) and `stg_<table>_malformed` (line, reason, raw).
@@ -141,6 +153,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, export_dir: Path, spec: FileSpec,
     columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
     file = _sql_str(str(path))
     stg = f"stg_{spec.table}"
+    drop_staged(con, stg)  # a view of an earlier import on this connection would refuse CREATE OR REPLACE TABLE
 
     try:
         records = None
@@ -281,17 +294,16 @@ def _read_records_fast(con, path: Path, file: str, columns: str, wanted: list[st
     _drop_reader_rejects(con)
     cols = ", ".join(f'r."{c}"' for c in wanted)
     if scan.starts is None:
-        # every line is one record: row_number() OVER () numbers the records in file order (DuckDB keeps
-        # a scan's row order through an empty OVER clause, also when it reads in parallel; the
-        # order_preservation page of its docs). The window itself (PhysicalStreamingWindow, not a
-        # parallel operator in DuckDB 2.0) makes this a single-threaded pipeline: at 10M one core is
-        # busy for the whole read (34-44 CPU-s, thread samples of issue 18); a parallel read would need
-        # the line number from somewhere else (e.g. rowid of a table written in file order)
+        # every line is one record, so record k (from 0) is on line k + 2. The records are read on
+        # every core into a table that keeps the file's order (insertion order is preserved, checked
+        # above), whose rowid is then k; `stg` is a view adding the line. Numbering them in the read
+        # instead (row_number() OVER (), a streaming window) kept the whole read on one core: 34-44
+        # CPU-s at 10M incidents, the largest single-threaded part of the import (issue 18).
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {stg} AS
-            SELECT {cols}, CAST(row_number() OVER () + 1 AS BIGINT) AS line
-            FROM {_csv_records(file, columns, parallel=True)} r
+            CREATE OR REPLACE TEMP TABLE {_records_of(stg)} AS
+            SELECT {cols} FROM {_csv_records(file, columns, parallel=True)} r
             """)
+        con.execute(f"CREATE TEMP VIEW {stg} AS SELECT *, rowid + 2 AS line FROM {_records_of(stg)}")
         # every row is a record with a line number here: only the count needs checking, and
         # count(*) reads no column (the check below read all 67.8M rows back: 5.8 CPU-s at 10M)
         records, padded = scalar(con, f"SELECT count(*) FROM {stg}"), 0
@@ -311,7 +323,7 @@ def _read_records_fast(con, path: Path, file: str, columns: str, wanted: list[st
         records, padded = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE _record IS NULL OR line IS NULL) FROM {stg}").fetchall()[0]
     if padded or records != scan.records or scalar(con, "SELECT count(*) FROM _csv_rejects"):
-        con.execute(f"DROP TABLE {stg}")
+        drop_staged(con, stg)
         return None
     if scan.starts is not None:
         con.execute(f"ALTER TABLE {stg} DROP COLUMN _record")
@@ -547,7 +559,7 @@ def stage_export(con: duckdb.DuckDBPyConnection, export_dir: str | Path, *, fast
             con.execute(f"ALTER TABLE _lines RENAME TO _lines_stg_{spec.table}")
             con.execute(f"CREATE OR REPLACE TEMP TABLE _units_stg_{spec.table} AS SELECT line_no FROM _units")
         else:
-            con.execute(f"DROP TABLE IF EXISTS stg_{spec.table}")
+            drop_staged(con, f"stg_{spec.table}")
             con.execute(f"DROP TABLE IF EXISTS stg_{spec.table}_malformed")
     for t in ("_records", "_lines_raw", "_lines", "_units", "_malformed_records"):
         con.execute(f"DROP TABLE IF EXISTS {t}")

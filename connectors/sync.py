@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 
 import pyarrow as pa
 
-from connectors.csv_export import EXPORT_FILES, FileSpec, rejected_rows_sql, stage_file
+from connectors.csv_export import EXPORT_FILES, FileSpec, drop_staged, rejected_rows_sql, stage_file
 from connectors.http import ConnectorError, _safe_url
 from sla.db import scalar
 from sla.ingest import EXCLUSION_METRICS
@@ -288,7 +288,7 @@ STAGED_TABLES = ("tickets", "ticket_events", "contracts", "invoices", "exclusion
 def reset_staging(con) -> None:
     """Drop staging tables a previous import on this connection may have left."""
     for t in STAGED_TABLES:
-        con.execute(f"DROP TABLE IF EXISTS stg_{t}")
+        drop_staged(con, f"stg_{t}")
         con.execute(f"DROP TABLE IF EXISTS stg_{t}_malformed")
 
 
