@@ -8,6 +8,7 @@ import csv
 import io
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -209,3 +210,29 @@ def test_fuzzed_files_give_the_same_result_on_both_paths(tmp_path_factory, rows,
         # number of fields usually sends the file to the general path, but DuckDB reads a line of
         # seven empty fields as six, so the fuzzer cannot tell which)
         assert numbering["tickets"] == "fast"
+
+
+@pytest.mark.slow
+def test_a_file_read_on_several_threads_keeps_every_line_number(tmp_path):
+    """The fast path reads a single-line file on every core and takes each record's line from its
+    position in a table written in file order. A file of ~70 MB is split between DuckDB's threads
+    (its CSV buffers are 32 MB); every event names its own line in `value`, and rejected events
+    scattered through the file must be reported on their own lines with their own text."""
+    n = 1_000_000
+    bad = {2 + k for k in range(7, n, 99_991)}  # lines whose kind is invalid, spread over the file
+    lines = [f"T1,2026-03-02T10:00:00Z,{'nope' if i + 2 in bad else 'reply'},agent,L{i + 2:07d}-padding-to-make-the-line-longer"
+             for i in range(n)]
+    folder = write(tmp_path, events=lines)
+    assert (folder / "ticket_events.csv").stat().st_size > 64 * 2**20
+    con = duckdb.connect()
+    con.execute("SET threads = 4")  # more threads than CSV buffers would otherwise be a no-op on 1 core
+    import_source(con, CsvExportSource(folder), POLICY)
+    assert line_numbering(con)["ticket_events"] == "fast"
+    mismatched = con.execute(
+        "SELECT count(*) FROM ticket_events WHERE value <> 'L' || lpad(CAST(line AS VARCHAR), 7, '0') "
+        "|| '-padding-to-make-the-line-longer'").fetchall()[0][0]
+    assert mismatched == 0
+    assert con.execute("SELECT count(*) FROM ticket_events").fetchall()[0][0] == n - len(bad)
+    rejects = con.execute("SELECT line, raw FROM rejects WHERE source = 'ticket_events.csv' ORDER BY line").fetchall()
+    assert [line for line, _ in rejects] == sorted(bad)
+    assert all(raw == lines[line - 2] for line, raw in rejects)
