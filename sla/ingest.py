@@ -130,17 +130,28 @@ def _mark_copies(con, table: str, columns: tuple[str, ...], staged: str | None =
     try:
         con.execute(
             f"""
-            UPDATE {table} SET is_copy = true WHERE line IN (
-                SELECT line FROM (
-                    SELECT line, row_number() OVER (PARTITION BY {_row_key(columns)} ORDER BY line) AS n
-                    FROM {source}
-                    WHERE line IN (SELECT line FROM {table} WHERE _row_hash IN (SELECT h FROM _repeated_hashes))
-                ) WHERE n > 1
-            )
+            UPDATE {table} SET is_copy = true WHERE line IN ({_later_copies_sql(
+                source, columns, f"SELECT line FROM {table} WHERE _row_hash IN (SELECT h FROM _repeated_hashes)")})
             """
         )
     finally:
         con.unregister("_repeated_hashes")
+
+
+def _repeats(values: np.ndarray) -> np.ndarray:
+    """The distinct values occurring more than once in `values` (sorted in place: neighbours)."""
+    values.sort()
+    return np.unique(values[1:][values[1:] == values[:-1]])
+
+
+def _later_copies_sql(source: str, columns: tuple[str, ...], candidate_lines: str) -> str:
+    """The lines among `candidate_lines` (a query of lines) of `source` whose row is identical to a
+    row on an earlier line: compared exactly, on the values as staged, the first one kept."""
+    return f"""
+        SELECT line FROM (
+            SELECT line, row_number() OVER (PARTITION BY {_row_key(columns)} ORDER BY line) AS n
+            FROM {source} WHERE line IN ({candidate_lines})
+        ) WHERE n > 1"""
 
 
 def _repeated_hashes(con, table: str, part_rows: int = 16_000_000) -> np.ndarray:
@@ -156,9 +167,7 @@ def _repeated_hashes(con, table: str, part_rows: int = 16_000_000) -> np.ndarray
     for k in range(parts):
         where = f"WHERE _row_hash % {parts} = {k}" if parts > 1 else ""
         h = con.execute(f"SELECT _row_hash FROM {table} {where}").fetchnumpy()["_row_hash"]
-        h = np.asarray(h, dtype=np.uint64)
-        h.sort()
-        found.append(np.unique(h[1:][h[1:] == h[:-1]]))
+        found.append(_repeats(np.asarray(h, dtype=np.uint64)))
         del h
     return np.concatenate(found)
 
@@ -171,8 +180,7 @@ def _repeated_in(hashes: np.ndarray, parts: int = 4, chunk: int = 1 << 23) -> np
         part = np.concatenate([c[(c & np.uint64(parts - 1)) == k] for c in
                                (hashes[i:i + chunk] for i in range(0, len(hashes), chunk))] or
                               [np.empty(0, dtype=np.uint64)])
-        part.sort()
-        found.append(np.unique(part[1:][part[1:] == part[:-1]]))
+        found.append(_repeats(part))
     return np.sort(np.concatenate(found))
 
 
@@ -235,10 +243,7 @@ def _check_streamed(con, table: str, staged: str, columns: tuple[str, ...], sele
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _copies AS
-            SELECT line FROM (
-                SELECT line, row_number() OVER (PARTITION BY {_row_key(columns)} ORDER BY line) AS n
-                FROM {staged} WHERE line IN (SELECT line FROM _candidate_lines)
-            ) WHERE n > 1
+            {_later_copies_sql(staged, columns, "SELECT line FROM _candidate_lines")}
             """
         )
     finally:
@@ -533,7 +538,7 @@ def _reject_conflicts(con, table: str, key: str) -> None:
 
 
 #: checked tables that keep only the rejected rows and the identical copies (`_check_streamed`)
-EXCEPTIONS_ONLY = ("events",)
+EXCEPTIONS_ONLY = {"events": "stg_ticket_events"}  # the checked table's name -> its staged table
 
 
 def _accepted_counts(con, checked: str) -> tuple[int, int]:
@@ -542,8 +547,8 @@ def _accepted_counts(con, checked: str) -> tuple[int, int]:
         f"SELECT count(*) FILTER (WHERE is_copy), count(*) FILTER (WHERE NOT is_copy) "
         f"FROM _{checked}_checked WHERE reason IS NULL").fetchall()[0]
     if checked in EXCEPTIONS_ONLY:  # the checked table holds the rejected rows and copies only
-        staged = "stg_ticket_events" if checked == "events" else f"stg_{checked}"
-        kept = scalar(con, f"SELECT count(*) FROM {staged}") - scalar(con, f"SELECT count(*) FROM _{checked}_checked")
+        kept = (scalar(con, f"SELECT count(*) FROM {EXCEPTIONS_ONLY[checked]}")
+                - scalar(con, f"SELECT count(*) FROM _{checked}_checked"))
     return copies, kept
 
 
