@@ -23,6 +23,14 @@
 SET VARIABLE _sla_insertion_order = current_setting('preserve_insertion_order');
 SET preserve_insertion_order = false;
 
+-- The clock's state in a status (sla-semantics.md section 3): stopped in a resolved status, paused in
+-- a pause status, running otherwise. One definition for the statuses of events and the initial one.
+CREATE OR REPLACE TEMP MACRO _sla_resolved(status) AS list_contains(getvariable('resolved'), status);
+CREATE OR REPLACE TEMP MACRO _sla_clock_state(status) AS
+    CASE WHEN _sla_resolved(status) THEN 'stopped'
+         WHEN list_contains(getvariable('pause'), status) THEN 'paused'
+         ELSE 'running' END;
+
 -- The cut-off as a constant: a filter on it reaches the table scans, where a join with run_params
 -- would be a cross product per row (the 35M clock segments' filter became a nested-loop join).
 SET VARIABLE _sla_as_of = (SELECT as_of FROM run_params);
@@ -143,10 +151,8 @@ CREATE OR REPLACE TEMP TABLE _event_values AS
 SELECT CAST(row_number() OVER (ORDER BY kind, value) AS INTEGER) AS vcode, kind, value,
        CASE kind WHEN 'severity' THEN -TRY_CAST(value AS INTEGER) ELSE sr.rank END AS value_rank,
        -- a status change into a resolved status, and the clock's state in that status (NULL for severities)
-       CASE WHEN kind = 'status' THEN list_contains(getvariable('resolved'), value) END AS resolved,
-       CASE WHEN kind = 'status' THEN CASE WHEN list_contains(getvariable('resolved'), value) THEN 'stopped'
-                                           WHEN list_contains(getvariable('pause'), value) THEN 'paused'
-                                           ELSE 'running' END END AS state
+       CASE WHEN kind = 'status' THEN _sla_resolved(value) END AS resolved,
+       CASE WHEN kind = 'status' THEN _sla_clock_state(value) END AS state
 FROM (SELECT DISTINCT kind, value FROM ticket_events WHERE kind IN ('severity', 'status') AND value IS NOT NULL) v
 LEFT JOIN status_rank sr ON v.kind = 'status' AND sr.status = v.value;
 
@@ -162,7 +168,7 @@ FROM (SELECT DISTINCT e.actor, e.value FROM ticket_events e ANTI JOIN status_ran
 -- after the import, which rejects an empty one).
 CREATE OR REPLACE TEMP TABLE _events AS
 SELECT tid, occurred_at, kind_code, vcode, CAST(seq AS INTEGER) AS seq, resolved,
-       coalesce(previous_resolved, list_contains(getvariable('resolved'), getvariable('initial_status'))) AS from_resolved,
+       coalesce(previous_resolved, _sla_resolved(getvariable('initial_status'))) AS from_resolved,
        next_status_at,
        -- another event of the ticket at the same instant comes before it (data_warnings looks only there)
        same_instant
@@ -257,7 +263,7 @@ GROUP BY tid
 SELECT i.*, r.tier, r.terms, r.quota_rank,
        coalesce(cv.value, getvariable('initial_status')) AS current_status,
        least(m.first_agent_reply_at, m.first_resolved_at) AS first_response_at,
-       CASE WHEN list_contains(getvariable('resolved'), coalesce(cv.value, getvariable('initial_status')))
+       CASE WHEN _sla_resolved(coalesce(cv.value, getvariable('initial_status')))
             THEN m.resolved_at END AS resolved_at,
        m.first_status_at
 FROM _incidents i LEFT JOIN _milestones m USING (tid)
@@ -285,9 +291,7 @@ WITH boundaries AS (
            CASE WHEN b.seq = 0 THEN getvariable('initial_status') ELSE v.value END AS status,
            -- a status without a value (vcode NULL, hand-written rows only) runs the clock
            CASE WHEN b.seq > 0 THEN coalesce(v.state, 'running')
-                WHEN list_contains(getvariable('resolved'), getvariable('initial_status')) THEN 'stopped'
-                WHEN list_contains(getvariable('pause'), getvariable('initial_status')) THEN 'paused'
-                ELSE 'running' END AS state,
+                ELSE _sla_clock_state(getvariable('initial_status')) END AS state,
            b.seg_start AS start_at,
            least(coalesce(b.next_start, s.resolved_at, getvariable('_sla_as_of')),
                  coalesce(s.resolved_at, getvariable('_sla_as_of'))) AS end_at
