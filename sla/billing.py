@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sla.db import bind_variables, read_sql, scalar
+from sla.db import bind_variables, insert_rows, read_sql, scalar
 from sla.policy import Policy, versioned_tier_rows
 
 GOLD_TIER = "gold"
@@ -58,7 +58,7 @@ def compute_gold_reconciliation(con, policy: Policy, as_of: dt.datetime) -> int:
     con.execute("CREATE OR REPLACE TABLE run_params AS SELECT date_trunc('second', CAST(? AS TIMESTAMPTZ)) AS as_of",
                 [as_of.isoformat()])
     con.execute("CREATE OR REPLACE TEMP TABLE gold_fee (valid_from DATE, valid_to DATE, terms VARCHAR, fee_cents BIGINT)")
-    con.executemany("INSERT INTO gold_fee VALUES (?, ?, ?, ?)", gold_fee_rows(policy))
+    insert_rows(con, "gold_fee", gold_fee_rows(policy))
     con.execute("ALTER TABLE contracts ADD COLUMN IF NOT EXISTS terms VARCHAR")
     bind_variables(con, tz=policy.calendar.timezone)
     con.execute(read_sql("gold_reconciliation.sql"))

@@ -278,16 +278,23 @@ def apply_delta(con) -> int:
     """Replace the scope's rows of every per-ticket table by the delta's; returns the incidents recomputed.
 
     First remembers in `_affected_months` the customer-months whose monthly figures can change: those
-    where the multiset of the columns monthly.sql reads (cut-off aside) differs between the scope's
-    old rows and the recomputed ones. (An aggregate of a customer-month is a function of that
-    multiset; a running incident whose elapsed time grew but whose met / breached did not flip
-    leaves its month as it was.)"""
-    cols = ", ".join(c for c in MONTHLY_COLUMNS if c != "as_of")
-    old = f"SELECT {cols} FROM incident_sla WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope)"
-    new = f"SELECT {cols} FROM {DELTA_SCHEMA}.incident_sla"
+    of every scope incident whose row differs, in a column monthly.sql reads (cut-off aside), between
+    its old and its recomputed version, or exists in one of them only (both months of an incident
+    that moved). (An aggregate of a customer-month is a function of those columns of its incidents;
+    a running incident whose elapsed time grew but whose met / breached did not flip leaves its
+    month as it was.) Compared per ticket, one hash join: a multiset difference (EXCEPT ALL) of the
+    two row sets finds the same months or fewer, at four window sorts."""
+    cols = [c for c in MONTHLY_COLUMNS if c != "as_of"]
+    differs = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in cols)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _affected_months AS
-        SELECT DISTINCT customer_id, month FROM (({old} EXCEPT ALL {new}) UNION ALL ({new} EXCEPT ALL {old}))
+        SELECT DISTINCT customer_id, month FROM (
+            SELECT unnest([o.customer_id, n.customer_id]) AS customer_id, unnest([o.month, n.month]) AS month
+            FROM (SELECT ticket_id, {", ".join(cols)} FROM incident_sla
+                  WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope)) o
+            FULL OUTER JOIN {DELTA_SCHEMA}.incident_sla n USING (ticket_id)
+            WHERE {differs}
+        ) WHERE month IS NOT NULL  -- the side an incident is missing from
     """)
     for table in TICKET_TABLES:
         con.execute(f"DELETE FROM {table} WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope)")

@@ -13,7 +13,7 @@ import duckdb
 
 from sla import incremental
 from sla.calendar import BusinessCalendar, ClockBuckets, build_versioned_business_days, write_business_calendar
-from sla.db import bind_variables, read_sql, scalar
+from sla.db import bind_variables, insert_rows, read_sql, scalar
 from sla.policy import Policy, versioned_target_rows, versioned_tier_rows
 from sla.restatements import ensure_tables as ensure_restatement_tables
 
@@ -31,28 +31,26 @@ def write_policy_tables(con, policy: Policy, on: dt.date | None = None) -> None:
         "CREATE OR REPLACE TABLE sla_targets (tier VARCHAR, severity INTEGER, "
         "first_response_seconds BIGINT, resolution_seconds BIGINT)"
     )
-    con.executemany("INSERT INTO sla_targets VALUES (?, ?, ?, ?)", current.target_rows)
+    insert_rows(con, "sla_targets", current.target_rows)
     con.execute(
         "CREATE OR REPLACE TABLE sla_tiers (tier VARCHAR, monthly_incident_quota INTEGER, "
         "monthly_price DECIMAL(12,2), billed VARCHAR)"
     )
-    con.executemany(
-        "INSERT INTO sla_tiers VALUES (?, ?, ?, ?)",
-        [(name, t.monthly_incident_quota, t.monthly_price, t.billed) for name, t in current.tiers.items()],
-    )
+    insert_rows(con, "sla_tiers",
+                [(name, t.monthly_incident_quota, t.monthly_price, t.billed) for name, t in current.tiers.items()])
     con.execute(
         "CREATE OR REPLACE TABLE sla_targets_versioned (valid_from DATE, valid_to DATE, terms VARCHAR, tier VARCHAR, "
         "severity INTEGER, first_response_seconds BIGINT, resolution_seconds BIGINT)"
     )
-    con.executemany("INSERT INTO sla_targets_versioned VALUES (?, ?, ?, ?, ?, ?, ?)", versioned_target_rows(policy))
+    insert_rows(con, "sla_targets_versioned", versioned_target_rows(policy))
     con.execute(
         "CREATE OR REPLACE TABLE sla_tiers_versioned (valid_from DATE, valid_to DATE, terms VARCHAR, tier VARCHAR, "
         "monthly_incident_quota INTEGER, monthly_price DECIMAL(12,2), billed VARCHAR)"
     )
-    con.executemany("INSERT INTO sla_tiers_versioned VALUES (?, ?, ?, ?, ?, ?, ?)", versioned_tier_rows(policy))
+    insert_rows(con, "sla_tiers_versioned", versioned_tier_rows(policy))
     # lifecycle order of status changes at one instant (sla.policy.LIFECYCLE_ORDER, not `known`'s order)
     con.execute("CREATE OR REPLACE TABLE status_rank (status VARCHAR, rank INTEGER)")
-    con.executemany("INSERT INTO status_rank VALUES (?, ?)", list(policy.statuses.lifecycle_rank.items()))
+    insert_rows(con, "status_rank", policy.statuses.lifecycle_rank.items())
 
 
 def calendar_range(con, as_of: dt.datetime) -> tuple[dt.date, dt.date]:

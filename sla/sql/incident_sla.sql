@@ -147,18 +147,34 @@ DROP TABLE _scope_days;
 -- value (the same integer), and kinds no figure reads; the events after them keep their seq.
 -- _status_ties numbers the unranked (actor, value) pairs in (actor NULLS FIRST, value NULLS FIRST)
 -- order, the documented tie-break; it is empty for imported data.
+-- The events read below: every ticket's, or (scoped) the computed incidents' only, selected in one
+-- scan. The dictionaries _event_values and _status_ties are built from them: their codes are compared
+-- only between events of one incident, and any set of values holding an incident's values orders
+-- them the same, so the scoped run's codes give the full run's figures.
+CREATE OR REPLACE TEMP TABLE _scoped_events AS
+SELECT e.ticket_id, e.occurred_at, e.kind, e.actor, e.value
+FROM ticket_events e
+WHERE getvariable('scoped') AND e.occurred_at <= getvariable('_sla_as_of')
+  AND e.ticket_id IN (SELECT ticket_id FROM _incidents);
+
+CREATE OR REPLACE TEMP VIEW _input_events AS
+SELECT ticket_id, occurred_at, kind, actor, value FROM ticket_events
+WHERE NOT getvariable('scoped') AND occurred_at <= getvariable('_sla_as_of')
+UNION ALL
+SELECT * FROM _scoped_events;
+
 CREATE OR REPLACE TEMP TABLE _event_values AS
 SELECT CAST(row_number() OVER (ORDER BY kind, value) AS INTEGER) AS vcode, kind, value,
        CASE kind WHEN 'severity' THEN -TRY_CAST(value AS INTEGER) ELSE sr.rank END AS value_rank,
        -- a status change into a resolved status, and the clock's state in that status (NULL for severities)
        CASE WHEN kind = 'status' THEN _sla_resolved(value) END AS resolved,
        CASE WHEN kind = 'status' THEN _sla_clock_state(value) END AS state
-FROM (SELECT DISTINCT kind, value FROM ticket_events WHERE kind IN ('severity', 'status') AND value IS NOT NULL) v
+FROM (SELECT DISTINCT kind, value FROM _input_events WHERE kind IN ('severity', 'status') AND value IS NOT NULL) v
 LEFT JOIN status_rank sr ON v.kind = 'status' AND sr.status = v.value;
 
 CREATE OR REPLACE TEMP TABLE _status_ties AS
 SELECT actor, value, CAST(dense_rank() OVER (ORDER BY actor NULLS FIRST, value NULLS FIRST) AS INTEGER) AS tie
-FROM (SELECT DISTINCT e.actor, e.value FROM ticket_events e ANTI JOIN status_rank sr ON sr.status = e.value
+FROM (SELECT DISTINCT e.actor, e.value FROM _input_events e ANTI JOIN status_rank sr ON sr.status = e.value
       WHERE e.kind = 'status');
 
 -- One sort numbers the events (seq) and gives each status change whether the status it leaves is
@@ -186,15 +202,17 @@ FROM (
                CAST(CASE e.kind WHEN 'reply' THEN CASE WHEN e.actor = 'agent' THEN 1 END WHEN 'severity' THEN 2
                                 WHEN 'status' THEN 3 END AS UTINYINT) AS kind_code,
                v.vcode, v.resolved
-        FROM ticket_events e JOIN _incidents i USING (ticket_id)
+        FROM _input_events e JOIN _incidents i USING (ticket_id)
         LEFT JOIN _event_values v ON v.kind = e.kind AND v.value = e.value
         LEFT JOIN _status_ties t ON e.kind = 'status' AND t.actor IS NOT DISTINCT FROM e.actor
                                 AND t.value IS NOT DISTINCT FROM e.value
-        WHERE e.occurred_at <= getvariable('_sla_as_of')
     )
     WINDOW w AS (PARTITION BY tid ORDER BY occurred_at, kind_rank, value_rank, tie)
 )
 WHERE kind_code IS NOT NULL;
+
+DROP VIEW _input_events;
+DROP TABLE _scoped_events;
 
 SET preserve_insertion_order = true;
 
