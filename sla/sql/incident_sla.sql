@@ -130,7 +130,23 @@ DROP TABLE _pool;
 DROP TABLE _pool_candidates;
 DROP TABLE _scope_days;
 
--- Events known at the cut-off, in time order. Row order in a file carries no meaning
+-- The events known at the cut-off: every ticket's, or (scoped) the computed incidents' only,
+-- selected in one scan. The dictionaries _event_values and _status_ties below are built from them:
+-- their codes are compared only between events of one incident, and any set of values holding an
+-- incident's values orders them the same, so the scoped run's codes give the full run's figures.
+CREATE OR REPLACE TEMP TABLE _scoped_events AS
+SELECT e.ticket_id, e.occurred_at, e.kind, e.actor, e.value
+FROM ticket_events e
+WHERE getvariable('scoped') AND e.occurred_at <= getvariable('_sla_as_of')
+  AND e.ticket_id IN (SELECT ticket_id FROM _incidents);
+
+CREATE OR REPLACE TEMP VIEW _input_events AS
+SELECT ticket_id, occurred_at, kind, actor, value FROM ticket_events
+WHERE NOT getvariable('scoped') AND occurred_at <= getvariable('_sla_as_of')
+UNION ALL
+SELECT * FROM _scoped_events;
+
+-- Those events in time order. Row order in a file carries no meaning
 -- (sla-semantics.md section 3, "Order of events"), so events of one ticket at one instant apply in a
 -- fixed order: replies, then severity changes (least to most severe: 4, 3, 2, 1), then status
 -- changes in lifecycle order (status_rank, written from sla.policy.LIFECYCLE_ORDER). Remaining ties
@@ -147,22 +163,6 @@ DROP TABLE _scope_days;
 -- value (the same integer), and kinds no figure reads; the events after them keep their seq.
 -- _status_ties numbers the unranked (actor, value) pairs in (actor NULLS FIRST, value NULLS FIRST)
 -- order, the documented tie-break; it is empty for imported data.
--- The events read below: every ticket's, or (scoped) the computed incidents' only, selected in one
--- scan. The dictionaries _event_values and _status_ties are built from them: their codes are compared
--- only between events of one incident, and any set of values holding an incident's values orders
--- them the same, so the scoped run's codes give the full run's figures.
-CREATE OR REPLACE TEMP TABLE _scoped_events AS
-SELECT e.ticket_id, e.occurred_at, e.kind, e.actor, e.value
-FROM ticket_events e
-WHERE getvariable('scoped') AND e.occurred_at <= getvariable('_sla_as_of')
-  AND e.ticket_id IN (SELECT ticket_id FROM _incidents);
-
-CREATE OR REPLACE TEMP VIEW _input_events AS
-SELECT ticket_id, occurred_at, kind, actor, value FROM ticket_events
-WHERE NOT getvariable('scoped') AND occurred_at <= getvariable('_sla_as_of')
-UNION ALL
-SELECT * FROM _scoped_events;
-
 CREATE OR REPLACE TEMP TABLE _event_values AS
 SELECT CAST(row_number() OVER (ORDER BY kind, value) AS INTEGER) AS vcode, kind, value,
        CASE kind WHEN 'severity' THEN -TRY_CAST(value AS INTEGER) ELSE sr.rank END AS value_rank,
