@@ -86,7 +86,8 @@ def big_export(tmp_path_factory):
     folder = tmp_path_factory.mktemp("big")
     import datetime as dt
 
-    write_demo_export(folder, customers=30, months=3, seed=11, incidents=2_500,
+    # 10 customers at ~80 incidents a month each: the density of the demo, a third of the PDFs
+    write_demo_export(folder, customers=10, months=3, seed=11, incidents=800,
                       as_of=dt.datetime.fromisoformat(AS_OF))
     return folder
 
@@ -108,10 +109,12 @@ def test_kill_9_then_rerun_equals_one_clean_run(big_export, clean_run, tmp_path,
                             text=True, start_new_session=True)
     for line in proc.stderr:
         if stage in line and line.rstrip().endswith("..."):
-            time.sleep(0.3)  # inside the step
+            time.sleep(0.1)  # inside the step (the import and the metrics take about 0.5 s here)
             break
     os.killpg(proc.pid, signal.SIGKILL)  # the whole group: worker processes and chromium too
     proc.wait()
+    finished = [line for line in proc.stderr.read().splitlines() if stage in line and ": done in" in line]
+    assert not finished, f"the kill came after the step: {finished}"
     r = subprocess.run(run_args(big_export, db, out), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     tables, files = clean_run
