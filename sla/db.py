@@ -43,3 +43,38 @@ def bind_variables(con, **values) -> None:
         if not name.isidentifier():
             raise ValueError(f"not a variable name: {name!r}")
         con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
+#: one row per set of derived tables: what they were built from, a fingerprint of what was written,
+#: and a payload their builder needs back (sla.calendar's bucketing)
+DERIVED_SOURCES = "derived_table_sources"
+
+
+def _tables_fingerprint(con, tables: tuple[str, ...]) -> str:
+    """Row count and order-free hash of every row of `tables`, in one statement."""
+    parts = ", ".join(f"(SELECT count(*)::VARCHAR || ':' || coalesce(sum(hash(t))::VARCHAR, '') FROM {name} t)"
+                      for name in tables)
+    return "|".join(con.execute(f"SELECT {parts}").fetchall()[0])
+
+
+def derived_tables_current(con, name: str, source_key: str, tables: tuple[str, ...]) -> str | None:
+    """The stored payload when `tables` were last written from `source_key` (by
+    `record_derived_tables`) and are unchanged since, else None: the caller rebuilds them."""
+    existing = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema() AND NOT temporary").fetchall()}
+    if not {DERIVED_SOURCES, *tables} <= existing:
+        return None
+    rows = con.execute(f"SELECT content_fp, payload FROM {DERIVED_SOURCES} WHERE name = ? AND source_key = ?",
+                       [name, source_key]).fetchall()
+    if len(rows) != 1 or rows[0][0] != _tables_fingerprint(con, tables):
+        return None
+    return rows[0][1]
+
+
+def record_derived_tables(con, name: str, source_key: str, tables: tuple[str, ...], payload: str = "") -> None:
+    """Remember that `tables` were just written from `source_key` (see derived_tables_current)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {DERIVED_SOURCES} (name VARCHAR, source_key VARCHAR, "
+                "content_fp VARCHAR, payload VARCHAR)")
+    con.execute(f"DELETE FROM {DERIVED_SOURCES} WHERE name = ?", [name])
+    con.execute(f"INSERT INTO {DERIVED_SOURCES} VALUES (?, ?, ?, ?)",
+                [name, source_key, _tables_fingerprint(con, tables), payload])

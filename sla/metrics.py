@@ -7,13 +7,14 @@ the policy-derived lookup tables (targets, tiers, business calendar) and runs th
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from contextlib import contextmanager
 
 import duckdb
 
 from sla import incremental
-from sla.calendar import BusinessCalendar, ClockBuckets, build_versioned_business_days, write_business_calendar
-from sla.db import bind_variables, insert_rows, read_sql, scalar
+from sla.calendar import ClockBuckets, ensure_business_calendar
+from sla.db import bind_variables, derived_tables_current, insert_rows, read_sql, record_derived_tables, scalar
 from sla.policy import Policy, versioned_target_rows, versioned_tier_rows
 from sla.restatements import ensure_tables as ensure_restatement_tables
 
@@ -24,33 +25,32 @@ CALENDAR_MARGIN_YEARS = 2
 def write_policy_tables(con, policy: Policy, on: dt.date | None = None) -> None:
     """`sla_targets` / `sla_tiers`: the standard terms of the version in force today (one row per tier
     and severity, as before); `sla_targets_versioned` / `sla_tiers_versioned`: every version
-    (valid_from..valid_to, local dates) x terms (NULL = standard, else a term set's name) x tier.
-    `on`: the local date whose version `sla_targets` / `sla_tiers` show (default today)."""
+    (valid_from..valid_to, local dates) x terms (NULL = standard, else a term set's name) x tier;
+    `status_rank`: the lifecycle order of status changes at one instant (sla.policy.LIFECYCLE_ORDER,
+    not `known`'s order). `on`: the local date whose version `sla_targets` / `sla_tiers` show
+    (default today). Written only when a table's definition or rows differ from what was written last."""
     current = policy.version_on(on or dt.date.today())
-    con.execute(
-        "CREATE OR REPLACE TABLE sla_targets (tier VARCHAR, severity INTEGER, "
-        "first_response_seconds BIGINT, resolution_seconds BIGINT)"
-    )
-    insert_rows(con, "sla_targets", current.target_rows)
-    con.execute(
-        "CREATE OR REPLACE TABLE sla_tiers (tier VARCHAR, monthly_incident_quota INTEGER, "
-        "monthly_price DECIMAL(12,2), billed VARCHAR)"
-    )
-    insert_rows(con, "sla_tiers",
-                [(name, t.monthly_incident_quota, t.monthly_price, t.billed) for name, t in current.tiers.items()])
-    con.execute(
-        "CREATE OR REPLACE TABLE sla_targets_versioned (valid_from DATE, valid_to DATE, terms VARCHAR, tier VARCHAR, "
-        "severity INTEGER, first_response_seconds BIGINT, resolution_seconds BIGINT)"
-    )
-    insert_rows(con, "sla_targets_versioned", versioned_target_rows(policy))
-    con.execute(
-        "CREATE OR REPLACE TABLE sla_tiers_versioned (valid_from DATE, valid_to DATE, terms VARCHAR, tier VARCHAR, "
-        "monthly_incident_quota INTEGER, monthly_price DECIMAL(12,2), billed VARCHAR)"
-    )
-    insert_rows(con, "sla_tiers_versioned", versioned_tier_rows(policy))
-    # lifecycle order of status changes at one instant (sla.policy.LIFECYCLE_ORDER, not `known`'s order)
-    con.execute("CREATE OR REPLACE TABLE status_rank (status VARCHAR, rank INTEGER)")
-    insert_rows(con, "status_rank", policy.statuses.lifecycle_rank.items())
+    tables = {
+        "sla_targets": ("tier VARCHAR, severity INTEGER, first_response_seconds BIGINT, resolution_seconds BIGINT",
+                        current.target_rows),
+        "sla_tiers": ("tier VARCHAR, monthly_incident_quota INTEGER, monthly_price DECIMAL(12,2), billed VARCHAR",
+                      [(name, t.monthly_incident_quota, t.monthly_price, t.billed) for name, t in current.tiers.items()]),
+        "sla_targets_versioned": ("valid_from DATE, valid_to DATE, terms VARCHAR, tier VARCHAR, severity INTEGER, "
+                                  "first_response_seconds BIGINT, resolution_seconds BIGINT",
+                                  versioned_target_rows(policy)),
+        "sla_tiers_versioned": ("valid_from DATE, valid_to DATE, terms VARCHAR, tier VARCHAR, "
+                                "monthly_incident_quota INTEGER, monthly_price DECIMAL(12,2), billed VARCHAR",
+                                versioned_tier_rows(policy)),
+        "status_rank": ("status VARCHAR, rank INTEGER", list(policy.statuses.lifecycle_rank.items())),
+    }
+    tables = {name: (ddl, [tuple(row) for row in rows]) for name, (ddl, rows) in tables.items()}
+    key = hashlib.sha256(repr(sorted(tables.items())).encode()).hexdigest()
+    if derived_tables_current(con, "policy", key, tuple(tables)) is not None:
+        return
+    for name, (ddl, rows) in tables.items():
+        con.execute(f"CREATE OR REPLACE TABLE {name} ({ddl})")
+        insert_rows(con, name, rows)
+    record_derived_tables(con, "policy", key, tuple(tables))
 
 
 def calendar_range(con, as_of: dt.datetime) -> tuple[dt.date, dt.date]:
@@ -59,12 +59,11 @@ def calendar_range(con, as_of: dt.datetime) -> tuple[dt.date, dt.date]:
     return dt.date(min(first_year, as_of.year - 1), 1, 1), dt.date(as_of.year + CALENDAR_MARGIN_YEARS, 12, 31)
 
 
-def build_calendar(con, policy: Policy, as_of: dt.datetime) -> BusinessCalendar:
+def build_calendar(con, policy: Policy, as_of: dt.datetime) -> ClockBuckets:
+    """The business calendar tables for the run's range (rebuilt only when its inputs changed)."""
     first, last = calendar_range(con, as_of)
     periods = [(start, end, v.calendar) for start, end, v in policy.version_ranges()]
-    calendar = BusinessCalendar(build_versioned_business_days(periods, first, last))
-    write_business_calendar(con, calendar)
-    return calendar
+    return ensure_business_calendar(con, periods, first, last)
 
 
 def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = False,
@@ -81,7 +80,7 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = F
         raise ValueError("as_of must carry a timezone")
     write_policy_tables(con, policy, as_of.astimezone(policy.calendar.tz).date())
     ensure_optional_inputs(con)
-    calendar = build_calendar(con, policy, as_of)
+    buckets = build_calendar(con, policy, as_of)
     basis = incremental.basis(con, policy)
     reason = incremental.full_reason(con, basis, full)
     old_as_of = incremental.previous_as_of(con) if reason is None else None
@@ -90,7 +89,7 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = F
                 [as_of.isoformat()])
     bind_variables(con, tz=policy.calendar.timezone, initial_status=policy.statuses.initial,
                    resolved=list(policy.statuses.resolved), pause=list(policy.statuses.pause),
-                   **ClockBuckets.of(calendar).sql_params())
+                   **buckets.sql_params())
     if reason is None:
         scope = incremental.build_scope(con, old_as_of)
         total = scalar(con, "SELECT count(*) FROM tickets t, run_params p WHERE t.created_at <= p.as_of")

@@ -72,11 +72,11 @@ SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
 FROM tickets t
 WHERE NOT getvariable('scoped') AND t.created_at <= getvariable('_sla_as_of')
 UNION ALL
-SELECT * EXCLUDE (group_month) FROM (
-    SELECT c.ticket_id, c.customer_id, c.severity AS created_severity, c.created_at,
-           CAST(timezone(getvariable('tz'), c.created_at) AS DATE) AS local_date,
-           strftime(timezone(getvariable('tz'), c.created_at), '%Y-%m') AS month, c.group_month
-    FROM _pool_candidates c
+SELECT ticket_id, customer_id, created_severity, created_at, local_date, month FROM (
+    SELECT *, CAST(local_at AS DATE) AS local_date, strftime(local_at, '%Y-%m') AS month
+    FROM (SELECT c.ticket_id, c.customer_id, c.severity AS created_severity, c.created_at, c.group_month,
+                 timezone(getvariable('tz'), c.created_at) AS local_at  -- converted once: the costly part
+          FROM _pool_candidates c)
 ) WHERE month = group_month;
 
 -- The incidents computed by this run: those of the pool in the scope, and the scope's incidents
