@@ -108,13 +108,17 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = F
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE metrics_scope (ticket_id VARCHAR)")
             con.execute("CREATE OR REPLACE TEMP TABLE metrics_kept_ranks (ticket_id VARCHAR, quota_rank BIGINT)")
+            con.execute("CREATE OR REPLACE TEMP TABLE metrics_rank_from (customer_id VARCHAR, month VARCHAR, "
+                        "from_key STRUCT(c TIMESTAMPTZ, t VARCHAR))")
+            con.execute("CREATE OR REPLACE TEMP TABLE metrics_rank_offsets (customer_id VARCHAR, month VARCHAR, "
+                        "tier VARCHAR, ranked_before BIGINT)")
             bind_variables(con, scoped=False)
             con.execute(read_sql("incident_sla.sql"))
             compute_monthly(con)
             n = scalar(con, "SELECT count(*) FROM incident_sla")
             run = incremental.MetricsRun(n, "full", n, reason)
-    con.execute("DROP TABLE IF EXISTS metrics_scope")
-    con.execute("DROP TABLE IF EXISTS metrics_kept_ranks")
+    for table in ("metrics_scope", "metrics_kept_ranks", "metrics_rank_from", "metrics_rank_offsets"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     incremental.write_state(con, basis, run)
     ensure_restatement_tables(con)  # delivered figures vs these: the `restatements` view
     return run

@@ -1,7 +1,8 @@
 -- Per-incident SLA metrics (sla-semantics.md section 3), set-based over the business calendar.
 -- Inputs: tickets, ticket_events, contracts (with `terms`), exclusions, business_calendar,
 -- sla_targets_versioned, sla_tiers_versioned, run_params, and (read when `scoped`) metrics_scope
--- (ticket_id) and metrics_kept_ranks (ticket_id, quota_rank).
+-- (ticket_id), metrics_kept_ranks (ticket_id, quota_rank), metrics_rank_from (customer_id, month,
+-- from_key) and metrics_rank_offsets (customer_id, month, tier, ranked_before).
 -- Parameters are bound as DuckDB variables (SET VARIABLE; sla/metrics.py sets them from the policy
 -- and the calendar), so this file runs as it stands in any DuckDB session that has them:
 --   tz (the business timezone), initial_status, resolved and pause (lists of statuses),
@@ -36,35 +37,38 @@ CREATE OR REPLACE TEMP MACRO _sla_clock_state(status) AS
 SET VARIABLE _sla_as_of = (SELECT as_of FROM run_params);
 
 -- The customer-months whose ranks are computed (none in a full run: there, all of them), with the
--- UTC days (epoch // 86400) they touch: a cheap equi-join key to find their incidents.
+-- UTC days (epoch // 86400) they touch from the point where their ranks can start to move
+-- (metrics_rank_from; the month's start if it has none): a cheap equi-join key to find their incidents.
 CREATE OR REPLACE TEMP TABLE _scope_days AS
-SELECT customer_id, month,
-       unnest(range(epoch(month_start)::BIGINT // 86400, (epoch(month_end)::BIGINT - 1) // 86400 + 1)) AS utc_day
+SELECT customer_id, month, from_key,
+       unnest(range(epoch(greatest(month_start, coalesce(from_key.c, month_start)))::BIGINT // 86400,
+                    (epoch(month_end)::BIGINT - 1) // 86400 + 1)) AS utc_day
 FROM (
-    SELECT customer_id, month,
-           timezone(getvariable('tz'), CAST(strptime(month || '-01', '%Y-%m-%d') AS TIMESTAMP)) AS month_start,
-           timezone(getvariable('tz'), CAST(strptime(month || '-01', '%Y-%m-%d') AS TIMESTAMP) + INTERVAL 1 MONTH) AS month_end
+    SELECT m.customer_id, m.month, f.from_key,
+           timezone(getvariable('tz'), CAST(strptime(m.month || '-01', '%Y-%m-%d') AS TIMESTAMP)) AS month_start,
+           timezone(getvariable('tz'), CAST(strptime(m.month || '-01', '%Y-%m-%d') AS TIMESTAMP) + INTERVAL 1 MONTH) AS month_end
     FROM (
         SELECT DISTINCT t.customer_id, strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
         FROM tickets t, run_params p
         WHERE getvariable('scoped') AND t.created_at <= p.as_of
           AND t.ticket_id IN (SELECT ticket_id FROM metrics_scope)
           AND t.ticket_id NOT IN (SELECT ticket_id FROM metrics_kept_ranks)
-    )
+    ) m
+    LEFT JOIN metrics_rank_from f USING (customer_id, month)
 );
 
 -- Tickets of those customers created on those days (a superset of their customer-months; the bound
 -- on created_at lets DuckDB skip older row groups of `tickets`).
 CREATE OR REPLACE TEMP TABLE _pool_candidates AS
-SELECT t.ticket_id, t.customer_id, t.severity, t.created_at, d.month AS group_month
+SELECT t.ticket_id, t.customer_id, t.severity, t.created_at, d.month AS group_month, d.from_key
 FROM tickets t
 JOIN _scope_days d ON d.customer_id = t.customer_id AND d.utc_day = epoch(t.created_at)::BIGINT // 86400,
      run_params p
 WHERE getvariable('scoped') AND t.created_at <= p.as_of
   AND t.created_at >= (SELECT to_timestamp(min(utc_day) * 86400) FROM _scope_days);
 
--- Incidents as of the cut-off, with the local month and date of creation: all of them, or every
--- incident of those customer-months.
+-- Incidents as of the cut-off, with the local month and date of creation: all of them, or the
+-- incidents of those customer-months from their first seed on.
 CREATE OR REPLACE TEMP TABLE _pool AS
 SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
        CAST(timezone(getvariable('tz'), t.created_at) AS DATE) AS local_date,
@@ -74,10 +78,10 @@ WHERE NOT getvariable('scoped') AND t.created_at <= getvariable('_sla_as_of')
 UNION ALL
 SELECT ticket_id, customer_id, created_severity, created_at, local_date, month FROM (
     SELECT *, CAST(local_at AS DATE) AS local_date, strftime(local_at, '%Y-%m') AS month
-    FROM (SELECT c.ticket_id, c.customer_id, c.severity AS created_severity, c.created_at, c.group_month,
+    FROM (SELECT c.ticket_id, c.customer_id, c.severity AS created_severity, c.created_at, c.group_month, c.from_key,
                  timezone(getvariable('tz'), c.created_at) AS local_at  -- converted once: the costly part
           FROM _pool_candidates c)
-) WHERE month = group_month;
+) WHERE month = group_month AND (from_key IS NULL OR struct_pack(c := created_at, t := ticket_id) >= from_key);
 
 -- The incidents computed by this run: those of the pool in the scope, and the scope's incidents
 -- that keep their rank (outside the pool). `tid` numbers them in (created_at, ticket_id) order: the
@@ -100,15 +104,18 @@ SELECT CAST(row_number() OVER (ORDER BY created_at, ticket_id) AS INTEGER) AS ti
 -- Tier: the contract in force on the local date of creation. Quota (sla-semantics.md section 4):
 -- a customer's incidents of a local month are ranked per tier (creation time, then ticket id), so a
 -- month with a tier change has one allowance per tier; incidents without a contract take no rank.
--- Ranked over _pool: all incidents of each customer-month, also in a scoped run (there, pool
--- incidents outside the scope have no tid and are ranked, not kept); the scope's incidents outside
--- the pool keep their rank (in a partition of their own). In a full run the pool is _incidents.
+-- Ranked over _pool: in a full run all incidents (the pool is _incidents); in a scoped run the
+-- incidents of each customer-month from its first seed on, counted on from the incidents of their
+-- tier ranked before it (metrics_rank_offsets). Pool incidents outside the scope have no tid and
+-- are ranked, not kept; the scope's incidents outside the pool keep their rank (in a partition of
+-- their own).
 CREATE OR REPLACE TEMP TABLE _ranked AS
 SELECT tid, tier, terms, quota_rank FROM (
     SELECT i.tid, c.tier, c.terms,
            CASE WHEN c.tier IS NOT NULL THEN
-               coalesce(i.kept_rank, row_number() OVER (PARTITION BY i.customer_id, i.month, c.tier, i.kept_rank IS NULL
-                                                        ORDER BY i.created_at, i.ticket_id))
+               coalesce(i.kept_rank, coalesce(o.ranked_before, 0)
+                                     + row_number() OVER (PARTITION BY i.customer_id, i.month, c.tier, i.kept_rank IS NULL
+                                                          ORDER BY i.created_at, i.ticket_id))
            END AS quota_rank
     FROM (
         SELECT tid, ticket_id, customer_id, month, created_at, local_date, CAST(NULL AS BIGINT) AS kept_rank
@@ -123,6 +130,8 @@ SELECT tid, tier, terms, quota_rank FROM (
     ) i
     LEFT JOIN contracts c ON c.customer_id = i.customer_id
           AND i.local_date BETWEEN c.valid_from AND coalesce(c.valid_to, DATE '9999-12-31')
+    LEFT JOIN metrics_rank_offsets o ON i.kept_rank IS NULL AND o.customer_id = i.customer_id
+          AND o.month = i.month AND o.tier = c.tier
 )
 WHERE tid IS NOT NULL;
 

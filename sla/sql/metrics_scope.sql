@@ -1,5 +1,7 @@
--- The incidents an incremental metrics run recomputes (sla/incremental.py): temp table metrics_scope,
--- and metrics_kept_ranks: those of them whose quota rank cannot have changed, with that rank.
+-- The incidents an incremental metrics run recomputes (sla/incremental.py): temp table metrics_scope;
+-- metrics_kept_ranks: those of them whose quota rank cannot have changed, with that rank; and
+-- metrics_rank_from / metrics_rank_offsets: where ranks can start to move in each customer-month,
+-- and how many incidents of each tier are ranked before that point.
 -- Inputs: metrics_pending (kind 'ticket' / 'history' / 'customer', id) written by the import, the previous
 -- incident_sla, tickets, ticket_events, exclusions, run_params (the new cut-off) and the variables
 -- tz, old_as_of (the previous run's cut-off), cut_lo / cut_hi (the earlier and the later of the two).
@@ -65,6 +67,19 @@ WHERE approved_at > getvariable('cut_lo') AND approved_at <= getvariable('cut_hi
 CREATE OR REPLACE TEMP TABLE metrics_kept_ranks AS
 SELECT ticket_id, CAST(quota_rank AS BIGINT) AS quota_rank FROM incident_sla
 WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope) AND ticket_id NOT IN (SELECT ticket_id FROM _ranks_moved);
+
+-- The incidents of a customer-month ordered before its first seed keep their ranks (nothing before
+-- them changed: a new, removed or moved incident, a changed contract or a cut-off that lets incidents
+-- in or out is a seed), so incident_sla.sql ranks only the incidents from the first seed on, and
+-- starts each tier's count after the incidents of that tier ranked before it: a quota rank is the
+-- position among the incidents of its customer, month and tier, so those number 1..n.
+CREATE OR REPLACE TEMP TABLE metrics_rank_from AS SELECT customer_id, month, from_key FROM _rank_groups;
+
+CREATE OR REPLACE TEMP TABLE metrics_rank_offsets AS
+SELECT s.customer_id, s.month, s.tier, count(*) AS ranked_before
+FROM incident_sla s JOIN _rank_groups g USING (customer_id, month)
+WHERE s.tier IS NOT NULL AND struct_pack(c := s.created_at, t := s.ticket_id) < g.from_key
+GROUP BY s.customer_id, s.month, s.tier;
 
 DROP TABLE _rank_seeds;
 DROP TABLE _rank_groups;
