@@ -21,10 +21,11 @@ change sets). The rules:
   at the old cut-off (unresolved), incidents with an event or an exclusion approval between the old
   and the new cut-off, and incidents created in between (with those ranked after them) are
   recomputed; every other row only gets the new `as_of`.
-- **Ranks**: incident_sla.sql ranks the scope's incidents over every incident of their
-  customer-months; a scope incident that no seed precedes in its customer-month (a `history`
-  ticket, a running one) keeps its previous rank (`metrics_kept_ranks`), so its month need not be
-  read.
+- **Ranks**: incident_sla.sql ranks the scope's incidents over the incidents of their
+  customer-months from the month's first seed on (`metrics_rank_from`); the incidents before it
+  keep their ranks, and each tier's numbering continues after their count (`metrics_rank_offsets`).
+  A scope incident that no seed precedes in its customer-month (a `history` ticket, a running one)
+  keeps its previous rank (`metrics_kept_ranks`), so its month need not be read.
 - **Global inputs** (the policy with all its versions, the business calendar with its holidays and
   range, and the rules themselves: incident_sla.sql and monthly.sql) are fingerprinted in
   `metrics_state`; when one changes, the step recomputes everything and says why. So does it when
