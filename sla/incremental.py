@@ -33,8 +33,10 @@ change sets). The rules:
   than the import and this step (their row counts disagree with what was recorded), or when the
   scope exceeds FULL_SHARE of the incidents (a full run is then as fast).
 - **Recompute** runs incident_sla.sql itself over a scope table (`metrics_scope`) with its output
-  tables in a schema of their own; their rows replace the scope's rows of `incident_sla`,
-  `incident_clock_segments`, `incident_exclusions` and `data_warnings`. The monthly tables are
+  tables in a schema of their own; their rows replace the scope's rows of `incident_sla`, and of
+  `incident_clock_segments`, `incident_exclusions` and `data_warnings` (a ticket's own history and
+  the cut-off decide those) the rows of the tickets whose input changed, or of the whole scope when
+  the cut-off moved. The monthly tables are
   rebuilt, by monthly.sql over those months' incidents, for the customer-months whose rows changed
   in a column monthly.sql reads (MONTHLY_COLUMNS); every other monthly row takes the new cut-off.
 """
@@ -56,6 +58,9 @@ DELTA_SCHEMA = "_metrics_delta"
 MONTHS_SCHEMA = "_metrics_months"
 #: tables incident_sla.sql writes (one row set per ticket), replaced row-wise by an incremental run
 TICKET_TABLES = ("incident_sla", "incident_clock_segments", "incident_exclusions", "data_warnings")
+#: of those, the ones holding figures that depend on other incidents or the contract (the quota
+#: rank, the tier); the others follow from the ticket's own history and the cut-off
+RANK_DEPENDENT_TABLES = ("incident_sla",)
 MONTHLY_TABLES = (("monthly_sla", "monthly_sla_view"), ("monthly_quota", "monthly_quota_view"))
 #: the columns of incident_sla that monthly.sql reads (an incremental run gives it only these, so a
 #: rule reading another column fails loudly instead of going stale; the property test covers it)
@@ -297,9 +302,21 @@ def apply_delta(con) -> int:
             WHERE {differs}
         ) WHERE month IS NOT NULL  -- the side an incident is missing from
     """)
+    # The rows of the tables that depend on a ticket's own history and the cut-off only (not on its
+    # rank or contract) change only for tickets whose input changed, or all of the scope when the
+    # cut-off moved: an incident in the scope for its rank keeps them row for row.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _history_scope AS
+        SELECT ticket_id FROM metrics_scope
+        WHERE getvariable('cut_lo') < getvariable('cut_hi')
+           OR ticket_id IN (SELECT id FROM metrics_pending WHERE kind IN ('ticket', 'history'))
+    """)
     for table in TICKET_TABLES:
-        con.execute(f"DELETE FROM {table} WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope)")
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {DELTA_SCHEMA}.{table}")
+        scope = "metrics_scope" if table in RANK_DEPENDENT_TABLES else "_history_scope"
+        con.execute(f"DELETE FROM {table} WHERE ticket_id IN (SELECT ticket_id FROM {scope})")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {DELTA_SCHEMA}.{table} "
+                    f"WHERE ticket_id IN (SELECT ticket_id FROM {scope})")
+    con.execute("DROP TABLE _history_scope")
     return scalar(con, f"SELECT count(*) FROM {DELTA_SCHEMA}.incident_sla")
 
 
