@@ -33,12 +33,14 @@ change sets). The rules:
   than the import and this step (their row counts disagree with what was recorded), or when the
   scope exceeds FULL_SHARE of the incidents (a full run is then as fast).
 - **Recompute** runs incident_sla.sql itself over a scope table (`metrics_scope`) with its output
-  tables in a schema of their own; their rows replace the scope's rows of `incident_sla`, and of
-  `incident_clock_segments`, `incident_exclusions` and `data_warnings` (a ticket's own history and
-  the cut-off decide those) the rows of the tickets whose input changed, or of the whole scope when
-  the cut-off moved. The monthly tables are
-  rebuilt, by monthly.sql over those months' incidents, for the customer-months whose rows changed
-  in a column monthly.sql reads (MONTHLY_COLUMNS); every other monthly row takes the new cut-off.
+  tables in a schema of their own; their rows replace the recomputed incidents' rows of
+  `incident_sla`, `incident_clock_segments`, `incident_exclusions` and `data_warnings`. An incident
+  in the scope for its rank alone (`metrics_rank_only`: ordered after a seed, nothing of its own
+  changed, not touched by the cut-off) is only ranked: its row keeps every figure but `quota_rank`
+  and `over_quota` (from the new rank, by the rules' own macro), and its other tables' rows stay.
+  The monthly tables are rebuilt, by monthly.sql over those months' incidents, for the
+  customer-months whose rows changed in a column monthly.sql reads (MONTHLY_COLUMNS); every other
+  monthly row takes the new cut-off.
 """
 
 from __future__ import annotations
@@ -58,9 +60,6 @@ DELTA_SCHEMA = "_metrics_delta"
 MONTHS_SCHEMA = "_metrics_months"
 #: tables incident_sla.sql writes (one row set per ticket), replaced row-wise by an incremental run
 TICKET_TABLES = ("incident_sla", "incident_clock_segments", "incident_exclusions", "data_warnings")
-#: of those, the ones holding figures that depend on other incidents or the contract (the quota
-#: rank, the tier); the others follow from the ticket's own history and the cut-off
-RANK_DEPENDENT_TABLES = ("incident_sla",)
 MONTHLY_TABLES = (("monthly_sla", "monthly_sla_view"), ("monthly_quota", "monthly_quota_view"))
 #: the columns of incident_sla that monthly.sql reads (an incremental run gives it only these, so a
 #: rule reading another column fails loudly instead of going stale; the property test covers it)
@@ -252,7 +251,8 @@ def build_scope(con, old_as_of) -> int:
 
 
 def run_scoped(con, rules_sql: str) -> None:
-    """Run incident_sla.sql over metrics_scope, its output tables landing in DELTA_SCHEMA."""
+    """Run incident_sla.sql over metrics_scope, its output tables landing in DELTA_SCHEMA (and the
+    new ranks of metrics_rank_only in metrics_new_ranks)."""
     _in_schema(con, DELTA_SCHEMA, rules_sql)
 
 
@@ -281,15 +281,26 @@ def drop_schema(con, schema: str) -> None:
 
 
 def apply_delta(con) -> int:
-    """Replace the scope's rows of every per-ticket table by the delta's; returns the incidents recomputed.
+    """Replace the recomputed incidents' rows of every per-ticket table by the delta's, and give the
+    incidents ranked alone (metrics_rank_only) their new ranks; returns the incidents recomputed.
 
     First remembers in `_affected_months` the customer-months whose monthly figures can change: those
-    of every scope incident whose row differs, in a column monthly.sql reads (cut-off aside), between
+    of every recomputed incident whose row differs, in a column monthly.sql reads (cut-off aside), between
     its old and its recomputed version, or exists in one of them only (both months of an incident
     that moved). (An aggregate of a customer-month is a function of those columns of its incidents;
     a running incident whose elapsed time grew but whose met / breached did not flip leaves its
     month as it was.) Compared per ticket, one hash join: a multiset difference (EXCEPT ALL) of the
-    two row sets finds the same months or fewer, at four window sorts."""
+    two row sets finds the same months or fewer, at four window sorts.
+
+    An incident ranked alone needs no comparison: its month's over_quota incidents are the last
+    (count - quota) of each tier in rank order. If one of them flips, that count changed (a seed
+    entered or left the customer-month or tier: its row differs) or another incident flipped the
+    other way; the incidents ranked alone keep their order among themselves, so that one is a seed
+    whose over_quota changed. Either way a recomputed incident flags the month."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _recomputed AS
+        SELECT ticket_id FROM metrics_scope WHERE ticket_id NOT IN (SELECT ticket_id FROM metrics_rank_only)
+    """)
     cols = [c for c in MONTHLY_COLUMNS if c != "as_of"]
     differs = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in cols)
     con.execute(f"""
@@ -297,27 +308,24 @@ def apply_delta(con) -> int:
         SELECT DISTINCT customer_id, month FROM (
             SELECT unnest([o.customer_id, n.customer_id]) AS customer_id, unnest([o.month, n.month]) AS month
             FROM (SELECT ticket_id, {", ".join(cols)} FROM incident_sla
-                  WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope)) o
+                  WHERE ticket_id IN (SELECT ticket_id FROM _recomputed)) o
             FULL OUTER JOIN {DELTA_SCHEMA}.incident_sla n USING (ticket_id)
             WHERE {differs}
         ) WHERE month IS NOT NULL  -- the side an incident is missing from
     """)
-    # The rows of the tables that depend on a ticket's own history and the cut-off only (not on its
-    # rank or contract) change only for tickets whose input changed, or all of the scope when the
-    # cut-off moved: an incident in the scope for its rank keeps them row for row.
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _history_scope AS
-        SELECT ticket_id FROM metrics_scope
-        WHERE getvariable('cut_lo') < getvariable('cut_hi')
-           OR ticket_id IN (SELECT id FROM metrics_pending WHERE kind IN ('ticket', 'history'))
-    """)
     for table in TICKET_TABLES:
-        scope = "metrics_scope" if table in RANK_DEPENDENT_TABLES else "_history_scope"
-        con.execute(f"DELETE FROM {table} WHERE ticket_id IN (SELECT ticket_id FROM {scope})")
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {DELTA_SCHEMA}.{table} "
-                    f"WHERE ticket_id IN (SELECT ticket_id FROM {scope})")
-    con.execute("DROP TABLE _history_scope")
-    return scalar(con, f"SELECT count(*) FROM {DELTA_SCHEMA}.incident_sla")
+        con.execute(f"DELETE FROM {table} WHERE ticket_id IN (SELECT ticket_id FROM _recomputed)")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {DELTA_SCHEMA}.{table}")
+    con.execute("DROP TABLE _recomputed")
+    # the incidents ranked alone keep their row but for the rank and what follows from it
+    con.execute("""
+        UPDATE incident_sla s
+        SET quota_rank = r.quota_rank, over_quota = _sla_over_quota(s.tier, r.quota_rank, s.quota)
+        FROM metrics_new_ranks r
+        WHERE s.ticket_id = r.ticket_id AND s.quota_rank IS DISTINCT FROM r.quota_rank
+    """)
+    return scalar(con, f"SELECT count(*) FROM {DELTA_SCHEMA}.incident_sla") + scalar(
+        con, "SELECT count(*) FROM metrics_new_ranks")
 
 
 def refresh_as_of(con) -> None:

@@ -107,6 +107,7 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = F
             run = incremental.MetricsRun(scalar(con, "SELECT count(*) FROM incident_sla"), "incremental", recomputed)
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE metrics_scope (ticket_id VARCHAR)")
+            con.execute("CREATE OR REPLACE TEMP TABLE metrics_rank_only (ticket_id VARCHAR)")
             con.execute("CREATE OR REPLACE TEMP TABLE metrics_kept_ranks (ticket_id VARCHAR, quota_rank BIGINT)")
             con.execute("CREATE OR REPLACE TEMP TABLE metrics_rank_from (customer_id VARCHAR, month VARCHAR, "
                         "from_key STRUCT(c TIMESTAMPTZ, t VARCHAR))")
@@ -117,7 +118,8 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = F
             compute_monthly(con)
             n = scalar(con, "SELECT count(*) FROM incident_sla")
             run = incremental.MetricsRun(n, "full", n, reason)
-    for table in ("metrics_scope", "metrics_kept_ranks", "metrics_rank_from", "metrics_rank_offsets"):
+    for table in ("metrics_scope", "metrics_rank_only", "metrics_kept_ranks", "metrics_rank_from",
+                  "metrics_rank_offsets", "metrics_new_ranks"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     incremental.write_state(con, basis, run)
     ensure_restatement_tables(con)  # delivered figures vs these: the `restatements` view

@@ -1,8 +1,10 @@
 -- Per-incident SLA metrics (sla-semantics.md section 3), set-based over the business calendar.
 -- Inputs: tickets, ticket_events, contracts (with `terms`), exclusions, business_calendar,
 -- sla_targets_versioned, sla_tiers_versioned, run_params, and (read when `scoped`) metrics_scope
--- (ticket_id), metrics_kept_ranks (ticket_id, quota_rank), metrics_rank_from (customer_id, month,
--- from_key) and metrics_rank_offsets (customer_id, month, tier, ranked_before).
+-- (ticket_id), metrics_rank_only (ticket_id), metrics_kept_ranks (ticket_id, quota_rank),
+-- metrics_rank_from (customer_id, month, from_key) and metrics_rank_offsets (customer_id, month,
+-- tier, ranked_before). Scoped, it also writes the temp table metrics_new_ranks (ticket_id,
+-- quota_rank): the new ranks of metrics_rank_only, whose other figures are not computed.
 -- Parameters are bound as DuckDB variables (SET VARIABLE; sla/metrics.py sets them from the policy
 -- and the calendar), so this file runs as it stands in any DuckDB session that has them:
 --   tz (the business timezone), initial_status, resolved and pause (lists of statuses),
@@ -14,7 +16,8 @@
 -- schema of their own (first on the search path), whose rows then replace the scope's rows. Every
 -- figure of an incident depends on its own history only, except the quota rank, which is taken over
 -- every incident of its customer-month (_pool below), so a scoped rank equals the full run's; an
--- incident whose rank cannot have changed (sla/sql/metrics_scope.sql) keeps it: metrics_kept_ranks.
+-- incident whose rank cannot have changed (sla/sql/metrics_scope.sql) keeps it: metrics_kept_ranks;
+-- an incident whose rank alone can have changed (metrics_rank_only) is only ranked.
 
 -- Temp tables (and incident_clock_segments) are written with preserve_insertion_order off: their
 -- row order carries no meaning (every reader joins, groups or orders), and an order-preserving
@@ -31,6 +34,11 @@ CREATE OR REPLACE TEMP MACRO _sla_clock_state(status) AS
     CASE WHEN _sla_resolved(status) THEN 'stopped'
          WHEN list_contains(getvariable('pause'), status) THEN 'paused'
          ELSE 'running' END;
+
+-- Over the monthly allowance (sla-semantics.md section 4): ranked beyond its tier's quota; NULL
+-- without a contract. sla/incremental.py applies it to the new ranks of metrics_rank_only.
+CREATE OR REPLACE TEMP MACRO _sla_over_quota(tier, quota_rank, quota) AS
+    CASE WHEN tier IS NOT NULL THEN quota_rank > quota END;
 
 -- The cut-off as a constant: a filter on it reaches the table scans, where a join with run_params
 -- would be a cross product per row (the 35M clock segments' filter became a nested-loop join).
@@ -83,14 +91,15 @@ SELECT ticket_id, customer_id, created_severity, created_at, local_date, month F
           FROM _pool_candidates c)
 ) WHERE month = group_month AND (from_key IS NULL OR struct_pack(c := created_at, t := ticket_id) >= from_key);
 
--- The incidents computed by this run: those of the pool in the scope, and the scope's incidents
--- that keep their rank (outside the pool). `tid` numbers them in (created_at, ticket_id) order: the
+-- The incidents computed by this run: those of the pool in the scope (but the ones only ranked),
+-- and the scope's incidents that keep their rank (outside the pool). `tid` numbers them in (created_at, ticket_id) order: the
 -- key of the joins and windows below (an integer is cheaper to hash and sort than the text id at 10M
 -- incidents) and the physical order of incident_sla.
 CREATE OR REPLACE TEMP TABLE _incidents AS
 SELECT CAST(row_number() OVER (ORDER BY created_at, ticket_id) AS INTEGER) AS tid, * FROM (
     SELECT * FROM _pool
-    WHERE NOT getvariable('scoped') OR ticket_id IN (SELECT ticket_id FROM metrics_scope)
+    WHERE NOT getvariable('scoped') OR (ticket_id IN (SELECT ticket_id FROM metrics_scope)
+                                        AND ticket_id NOT IN (SELECT ticket_id FROM metrics_rank_only))
     UNION ALL
     SELECT t.ticket_id, t.customer_id, t.severity AS created_severity, t.created_at,
            CAST(timezone(getvariable('tz'), t.created_at) AS DATE) AS local_date,
@@ -107,11 +116,12 @@ SELECT CAST(row_number() OVER (ORDER BY created_at, ticket_id) AS INTEGER) AS ti
 -- Ranked over _pool: in a full run all incidents (the pool is _incidents); in a scoped run the
 -- incidents of each customer-month from its first seed on, counted on from the incidents of their
 -- tier ranked before it (metrics_rank_offsets). Pool incidents outside the scope have no tid and
--- are ranked, not kept; the scope's incidents outside the pool keep their rank (in a partition of
--- their own).
+-- are ranked, not kept, and so are those of metrics_rank_only (kept by their ticket id in
+-- `rank_only`, NULL for the others); the scope's incidents outside the pool keep their rank (in a
+-- partition of their own).
 CREATE OR REPLACE TEMP TABLE _ranked AS
-SELECT tid, tier, terms, quota_rank FROM (
-    SELECT i.tid, c.tier, c.terms,
+SELECT tid, rank_only, tier, terms, quota_rank FROM (
+    SELECT i.tid, CASE WHEN i.tid IS NULL THEN i.ticket_id END AS rank_only, c.tier, c.terms,
            CASE WHEN c.tier IS NOT NULL THEN
                coalesce(i.kept_rank, coalesce(o.ranked_before, 0)
                                      + row_number() OVER (PARTITION BY i.customer_id, i.month, c.tier, i.kept_rank IS NULL
@@ -133,7 +143,10 @@ SELECT tid, tier, terms, quota_rank FROM (
     LEFT JOIN metrics_rank_offsets o ON i.kept_rank IS NULL AND o.customer_id = i.customer_id
           AND o.month = i.month AND o.tier = c.tier
 )
-WHERE tid IS NOT NULL;
+WHERE tid IS NOT NULL OR rank_only IN (SELECT ticket_id FROM metrics_rank_only);
+
+CREATE OR REPLACE TEMP TABLE metrics_new_ranks AS
+SELECT rank_only AS ticket_id, quota_rank FROM _ranked WHERE tid IS NULL;
 
 DROP TABLE _pool;
 DROP TABLE _pool_candidates;
@@ -419,7 +432,7 @@ SELECT m.ticket_id,
             WHEN m.resolved_at IS NOT NULL THEN m.running_seconds <= m.resolution_target_seconds
             WHEN m.running_seconds > m.resolution_target_seconds THEN false
        END AS resolution_met,
-       CASE WHEN m.tier IS NOT NULL THEN m.quota_rank > m.quota END AS over_quota,
+       _sla_over_quota(m.tier, m.quota_rank, m.quota) AS over_quota,
        xf.ticket_id IS NOT NULL AS first_response_excluded,
        xr.ticket_id IS NOT NULL AS resolution_excluded,
        -- extensions beyond the data contract (for reports and explanations)

@@ -1,4 +1,5 @@
 -- The incidents an incremental metrics run recomputes (sla/incremental.py): temp table metrics_scope;
+-- metrics_rank_only: those of them that need a new quota rank and nothing else;
 -- metrics_kept_ranks: those of them whose quota rank cannot have changed, with that rank; and
 -- metrics_rank_from / metrics_rank_offsets: where ranks can start to move in each customer-month,
 -- and how many incidents of each tier are ranked before that point.
@@ -36,20 +37,21 @@ SELECT customer_id, month, min(k) AS from_key FROM (
 )
 GROUP BY customer_id, month;
 
--- The scope: the seeds, the incidents ordered after them in their customer-months (their ranks are
--- recomputed), tickets whose history alone changed (events, severity, exclusions: kind 'history'),
--- and, when the cut-off moved, the incidents whose figures depend on it: running at the old
--- cut-off (their clocks and elapsed times), or with an event or an exclusion approval between the
--- two cut-offs (incidents created in between are seeds). An incident resolved at both cut-offs
--- with nothing in between keeps its figures.
+-- The scope: the incidents whose ranks can have moved (the seeds and the incidents ordered after
+-- them in their customer-months), and those whose own figures can change (_own_changes): the
+-- seeds, tickets whose history alone changed (events, severity, exclusions: kind 'history'), and,
+-- when the cut-off moved, the incidents whose figures depend on it: running at the old cut-off
+-- (their clocks and elapsed times), or with an event or an exclusion approval between the two
+-- cut-offs (incidents created in between are seeds). An incident resolved at both cut-offs with
+-- nothing in between keeps its figures.
 CREATE OR REPLACE TEMP TABLE _ranks_moved AS
 SELECT ticket_id FROM _rank_seeds
 UNION
 SELECT s.ticket_id FROM incident_sla s JOIN _rank_groups g USING (customer_id, month)
 WHERE struct_pack(c := s.created_at, t := s.ticket_id) > g.from_key;
 
-CREATE OR REPLACE TEMP TABLE metrics_scope AS
-SELECT ticket_id FROM _ranks_moved
+CREATE OR REPLACE TEMP TABLE _own_changes AS
+SELECT ticket_id FROM _rank_seeds
 UNION
 SELECT id FROM metrics_pending WHERE kind = 'history'
 UNION
@@ -61,6 +63,16 @@ WHERE occurred_at > getvariable('cut_lo') AND occurred_at <= getvariable('cut_hi
 UNION
 SELECT ticket_id FROM exclusions
 WHERE approved_at > getvariable('cut_lo') AND approved_at <= getvariable('cut_hi');
+
+CREATE OR REPLACE TEMP TABLE metrics_scope AS
+SELECT ticket_id FROM _ranks_moved UNION SELECT ticket_id FROM _own_changes;
+
+-- Incidents of the scope for their rank alone (nothing of their own changed: not a seed, no new
+-- history, not touched by the cut-off): every figure but quota_rank and over_quota stays as it was,
+-- so incident_sla.sql only ranks them (metrics_new_ranks) and sla/incremental.py carries their
+-- other columns over from the previous row.
+CREATE OR REPLACE TEMP TABLE metrics_rank_only AS
+SELECT ticket_id FROM _ranks_moved WHERE ticket_id NOT IN (SELECT ticket_id FROM _own_changes);
 
 -- Incidents of the scope whose quota rank cannot have changed keep the previous run's (no seed is
 -- ranked before them in their customer-month); incident_sla.sql ranks the others.
@@ -84,3 +96,4 @@ GROUP BY s.customer_id, s.month, s.tier;
 DROP TABLE _rank_seeds;
 DROP TABLE _rank_groups;
 DROP TABLE _ranks_moved;
+DROP TABLE _own_changes;
