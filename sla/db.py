@@ -45,6 +45,13 @@ def bind_variables(con, **values) -> None:
         con.execute(f"SET VARIABLE {name} = ?", [value])
 
 
+def tables_exist(con, *names: str) -> bool:
+    """Every one of `names` is a table of the current schema (one catalog query for all)."""
+    existing = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema() AND NOT temporary").fetchall()}
+    return set(names) <= existing
+
+
 #: one row per set of derived tables: what they were built from, a fingerprint of what was written,
 #: and a payload their builder needs back (sla.calendar's bucketing)
 DERIVED_SOURCES = "derived_table_sources"
@@ -60,9 +67,7 @@ def _tables_fingerprint(con, tables: tuple[str, ...]) -> str:
 def derived_tables_current(con, name: str, source_key: str, tables: tuple[str, ...]) -> str | None:
     """The stored payload when `tables` were last written from `source_key` (by
     `record_derived_tables`) and are unchanged since, else None: the caller rebuilds them."""
-    existing = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema() AND NOT temporary").fetchall()}
-    if not {DERIVED_SOURCES, *tables} <= existing:
+    if not tables_exist(con, DERIVED_SOURCES, *tables):
         return None
     rows = con.execute(f"SELECT content_fp, payload FROM {DERIVED_SOURCES} WHERE name = ? AND source_key = ?",
                        [name, source_key]).fetchall()

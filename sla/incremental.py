@@ -49,7 +49,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sla.db import read_sql, scalar
+from sla.db import read_sql, scalar, tables_exist
 from sla.policy import Policy
 
 #: a scope larger than this share of the incidents is computed in full (no slower, and simpler)
@@ -127,11 +127,6 @@ def _ensure_tracking_tables(con) -> None:
                    exclusions BIGINT, recorded_at TIMESTAMPTZ)""")
 
 
-def _table_exists(con, name: str) -> bool:
-    return bool(scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = "
-                            "current_schema() AND NOT temporary", [name]))
-
-
 def _input_counts(con) -> tuple[int, int, int, int]:
     return tuple(con.execute(
         "SELECT (SELECT count(*) FROM tickets), (SELECT count(*) FROM ticket_events), "
@@ -144,7 +139,7 @@ def record_input_changes(con) -> int:
     (-1 when there was no earlier fingerprint: the next metrics run is full)."""
     _ensure_tracking_tables(con)
     _fingerprint_tables(con)
-    if _table_exists(con, "ticket_fingerprints") and _table_exists(con, "customer_fingerprints"):
+    if tables_exist(con, "ticket_fingerprints", "customer_fingerprints"):
         con.execute(f"""
             INSERT INTO metrics_pending
             SELECT CASE WHEN n.key_fp IS DISTINCT FROM o.key_fp THEN 'ticket' ELSE 'history' END,
@@ -167,7 +162,7 @@ def record_input_changes(con) -> int:
 
 def _fingerprints_current(con) -> bool:
     """The stored fingerprints describe the input tables (as far as row counts can tell)."""
-    return (_table_exists(con, "ticket_fingerprints") and _table_exists(con, "customer_fingerprints")
+    return (tables_exist(con, "ticket_fingerprints", "customer_fingerprints")
             and con.execute("SELECT tickets, events, contracts, exclusions FROM metrics_inputs").fetchall()
             == [_input_counts(con)])
 
@@ -208,14 +203,13 @@ def full_reason(con, current: dict[str, str], requested: bool) -> str | None:
     """Why this run must be full, or None when it can be incremental."""
     if requested:
         return "--full"
-    if not (_table_exists(con, "metrics_state") and _table_exists(con, "incident_sla")
-            and _table_exists(con, "metrics_inputs") and _table_exists(con, "ticket_fingerprints")):
+    if not tables_exist(con, "metrics_state", "incident_sla", "metrics_inputs", "ticket_fingerprints"):
         return "no earlier computation to build on"
-    state = con.execute("SELECT * FROM metrics_state").fetchall()
+    cursor = con.execute("SELECT * FROM metrics_state")
+    state = cursor.fetchall()
     if len(state) != 1:
         return "no earlier computation to build on"
-    cols = [d[0] for d in con.execute("SELECT * FROM metrics_state LIMIT 0").description]
-    state = dict(zip(cols, state[0]))
+    state = dict(zip([d[0] for d in cursor.description], state[0]))
     for key, why in _WHY.items():
         if state.get(key) != current[key]:
             return why
@@ -373,7 +367,7 @@ def write_state(con, current: dict[str, str], run: MetricsRun) -> None:
 
 def last_run(con) -> MetricsRun | None:
     """The latest metrics step's outcome (for the run summary), or None."""
-    if not _table_exists(con, "metrics_state"):
+    if not tables_exist(con, "metrics_state"):
         return None
     rows = con.execute("SELECT incidents, mode, recomputed, reason FROM metrics_state").fetchall()
     return MetricsRun(rows[0][0], rows[0][1], rows[0][2], rows[0][3] or "") if rows else None
