@@ -2,9 +2,10 @@
 -- Inputs: tickets, ticket_events, contracts (with `terms`), exclusions, business_calendar,
 -- sla_targets_versioned, sla_tiers_versioned, run_params, and (read when `scoped`) metrics_scope
 -- (ticket_id), metrics_rank_only (ticket_id), metrics_kept_ranks (ticket_id, quota_rank),
--- metrics_rank_from (customer_id, month, from_key) and metrics_rank_offsets (customer_id, month,
--- tier, ranked_before). Scoped, it also writes the temp table metrics_new_ranks (ticket_id,
--- quota_rank): the new ranks of metrics_rank_only, whose other figures are not computed.
+-- metrics_rank_from (customer_id, month, from_key: every customer-month of a scope incident not in
+-- metrics_kept_ranks) and metrics_rank_offsets (customer_id, month, tier, ranked_before). Scoped,
+-- it also writes the temp table metrics_new_ranks (ticket_id, quota_rank): the new ranks of
+-- metrics_rank_only, whose other figures are not computed.
 -- Parameters are bound as DuckDB variables (SET VARIABLE; sla/metrics.py sets them from the policy
 -- and the calendar), so this file runs as it stands in any DuckDB session that has them:
 --   tz (the business timezone), initial_status, resolved and pause (lists of statuses),
@@ -44,25 +45,20 @@ CREATE OR REPLACE TEMP MACRO _sla_over_quota(tier, quota_rank, quota) AS
 -- would be a cross product per row (the 35M clock segments' filter became a nested-loop join).
 SET VARIABLE _sla_as_of = (SELECT as_of FROM run_params);
 
--- The customer-months whose ranks are computed (none in a full run: there, all of them), with the
--- UTC days (epoch // 86400) they touch from the point where their ranks can start to move
--- (metrics_rank_from; the month's start if it has none): a cheap equi-join key to find their incidents.
+-- The customer-months whose ranks are computed (metrics_rank_from: every month of a scope
+-- incident that does not keep its rank; none in a full run, which ranks all of them), with the UTC
+-- days (epoch // 86400) they touch from the point where their ranks can start to move (from_key):
+-- a cheap equi-join key to find their incidents.
 CREATE OR REPLACE TEMP TABLE _scope_days AS
 SELECT customer_id, month, from_key,
-       unnest(range(epoch(greatest(month_start, coalesce(from_key.c, month_start)))::BIGINT // 86400,
+       unnest(range(epoch(greatest(month_start, from_key.c))::BIGINT // 86400,
                     (epoch(month_end)::BIGINT - 1) // 86400 + 1)) AS utc_day
 FROM (
-    SELECT m.customer_id, m.month, f.from_key,
-           timezone(getvariable('tz'), CAST(strptime(m.month || '-01', '%Y-%m-%d') AS TIMESTAMP)) AS month_start,
-           timezone(getvariable('tz'), CAST(strptime(m.month || '-01', '%Y-%m-%d') AS TIMESTAMP) + INTERVAL 1 MONTH) AS month_end
-    FROM (
-        SELECT DISTINCT t.customer_id, strftime(timezone(getvariable('tz'), t.created_at), '%Y-%m') AS month
-        FROM tickets t, run_params p
-        WHERE getvariable('scoped') AND t.created_at <= p.as_of
-          AND t.ticket_id IN (SELECT ticket_id FROM metrics_scope)
-          AND t.ticket_id NOT IN (SELECT ticket_id FROM metrics_kept_ranks)
-    ) m
-    LEFT JOIN metrics_rank_from f USING (customer_id, month)
+    SELECT customer_id, month, from_key,
+           timezone(getvariable('tz'), CAST(strptime(month || '-01', '%Y-%m-%d') AS TIMESTAMP)) AS month_start,
+           timezone(getvariable('tz'), CAST(strptime(month || '-01', '%Y-%m-%d') AS TIMESTAMP) + INTERVAL 1 MONTH) AS month_end
+    FROM metrics_rank_from
+    WHERE getvariable('scoped')
 );
 
 -- Tickets of those customers created on those days (a superset of their customer-months; the bound

@@ -80,6 +80,8 @@ CREATE OR REPLACE TEMP TABLE metrics_kept_ranks AS
 SELECT ticket_id, CAST(quota_rank AS BIGINT) AS quota_rank FROM incident_sla
 WHERE ticket_id IN (SELECT ticket_id FROM metrics_scope) AND ticket_id NOT IN (SELECT ticket_id FROM _ranks_moved);
 
+-- metrics_rank_from: the customer-months of the incidents ranked anew (_ranks_moved: the seeds' old
+-- and new months, and the incidents after them in those months), each with its first seed.
 -- The incidents of a customer-month ordered before its first seed keep their ranks (nothing before
 -- them changed: a new, removed or moved incident, a changed contract or a cut-off that lets incidents
 -- in or out is a seed), so incident_sla.sql ranks only the incidents from the first seed on, and
