@@ -323,7 +323,9 @@ def apply_delta(con) -> int:
 
 
 def refresh_as_of(con) -> None:
-    """Rows outside the scope keep their figures; they only carry the new cut-off."""
+    """Rows outside the scope keep their figures; they only carry the new cut-off (if it moved)."""
+    if not scalar(con, "SELECT getvariable('cut_lo') < getvariable('cut_hi')"):
+        return
     for table in ("incident_sla", "monthly_sla", "monthly_quota"):
         con.execute(f"UPDATE {table} SET as_of = (SELECT as_of FROM run_params) "
                     f"WHERE as_of IS DISTINCT FROM (SELECT as_of FROM run_params)")
