@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 
 
@@ -50,6 +51,22 @@ def tables_exist(con, *names: str) -> bool:
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema() AND NOT temporary").fetchall()}
     return set(names) <= existing
+
+
+def ensure_views(con, views: dict[str, str], *, rebind: bool = True) -> None:
+    """Create the views (name -> SELECT text) of the current schema, or replace them.
+
+    A view is replaced when its text changed since it was created (a hash kept as the view's comment)
+    or with `rebind`: a DuckDB view keeps the column types of the tables it read when it was made,
+    so after those tables were rebuilt (a full metrics run) it must be made again. Otherwise it is
+    left alone: three statements fewer per incremental run."""
+    current = dict(con.execute("SELECT view_name, comment FROM duckdb_views() "
+                               "WHERE schema_name = current_schema() AND NOT temporary").fetchall())
+    for name, select in views.items():
+        key = hashlib.sha256(select.encode()).hexdigest()[:32]
+        if rebind or current.get(name) != key:
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {select}")
+            con.execute(f"COMMENT ON VIEW {name} IS '{key}'")
 
 
 #: one row per set of derived tables: what they were built from, a fingerprint of what was written,

@@ -122,7 +122,8 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = F
                   "metrics_rank_offsets", "metrics_new_ranks"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     incremental.write_state(con, basis, run)
-    ensure_restatement_tables(con)  # delivered figures vs these: the `restatements` view
+    # delivered figures vs these: the `restatements` view (remade after incident_sla was rebuilt)
+    ensure_restatement_tables(con, rebind_views=run.mode == "full")
     return run
 
 

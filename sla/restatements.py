@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sla.db import ensure_views
+
 FIGURES = ("incidents", "first_response_met", "first_response_breached", "first_response_pending",
            "first_response_excluded", "resolution_met", "resolution_breached", "resolution_pending",
            "resolution_excluded", "over_quota")
@@ -27,24 +29,14 @@ _STATE = """CASE WHEN {m}_excluded THEN 'excluded' WHEN {m}_met THEN 'met' WHEN 
                  WHEN {m}_target_seconds IS NULL THEN 'no target' ELSE 'pending' END"""
 
 
-def ensure_tables(con) -> None:
-    con.execute(
-        """CREATE TABLE IF NOT EXISTS delivered_incidents (month VARCHAR, customer_id VARCHAR, ticket_id VARCHAR,
-           first_response_state VARCHAR, resolution_state VARCHAR, over_quota BOOLEAN, tier VARCHAR,
-           terms VARCHAR, delivered_at TIMESTAMPTZ, as_of TIMESTAMPTZ)"""
-    )
-    con.execute(
-        """CREATE TABLE IF NOT EXISTS delivered_figures (month VARCHAR, customer_id VARCHAR, figure VARCHAR,
-           value BIGINT, delivered_at TIMESTAMPTZ, as_of TIMESTAMPTZ, recipient VARCHAR)"""
-    )
-    con.execute(f"""
-        CREATE OR REPLACE VIEW incident_states AS
+#: the views of this module, in creation order (each reads the ones before it)
+VIEWS = {
+    "incident_states": f"""
         SELECT month, customer_id, ticket_id, {_STATE.format(m='first_response')} AS first_response_state,
                {_STATE.format(m='resolution')} AS resolution_state, coalesce(over_quota, false) AS over_quota,
                tier, terms
-        FROM incident_sla""")
-    con.execute("""
-        CREATE OR REPLACE VIEW current_figures AS
+        FROM incident_sla""",
+    "current_figures": """
         WITH per AS (
             SELECT month, customer_id, count(*) AS incidents,
                    count(*) FILTER (WHERE first_response_state = 'met') AS first_response_met,
@@ -58,10 +50,9 @@ def ensure_tables(con) -> None:
                    count(*) FILTER (WHERE over_quota) AS over_quota
             FROM incident_states GROUP BY month, customer_id
         )
-        UNPIVOT per ON COLUMNS(* EXCLUDE (month, customer_id)) INTO NAME figure VALUE value""")
+        UNPIVOT per ON COLUMNS(* EXCLUDE (month, customer_id)) INTO NAME figure VALUE value""",
     # the latest delivery per customer and month is what the customer last read
-    con.execute("""
-        CREATE OR REPLACE VIEW restatements AS
+    "restatements": """
         WITH last_sent AS (
             SELECT month, customer_id, max(delivered_at) AS delivered_at
             FROM delivered_figures GROUP BY month, customer_id
@@ -106,7 +97,23 @@ def ensure_tables(con) -> None:
         FROM was w
         LEFT JOIN current_figures c USING (month, customer_id, figure)
         LEFT JOIN why y USING (month, customer_id)
-        WHERE w.value IS DISTINCT FROM coalesce(c.value, 0)""")
+        WHERE w.value IS DISTINCT FROM coalesce(c.value, 0)""",
+}
+
+
+def ensure_tables(con, rebind_views: bool = True) -> None:
+    """The delivered-figures tables (kept) and the views over incident_sla (made, or remade when
+    their text changed or with `rebind_views`: after incident_sla was rebuilt; sla.db.ensure_views)."""
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS delivered_incidents (month VARCHAR, customer_id VARCHAR, ticket_id VARCHAR,
+           first_response_state VARCHAR, resolution_state VARCHAR, over_quota BOOLEAN, tier VARCHAR,
+           terms VARCHAR, delivered_at TIMESTAMPTZ, as_of TIMESTAMPTZ)"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS delivered_figures (month VARCHAR, customer_id VARCHAR, figure VARCHAR,
+           value BIGINT, delivered_at TIMESTAMPTZ, as_of TIMESTAMPTZ, recipient VARCHAR)"""
+    )
+    ensure_views(con, VIEWS, rebind=rebind_views)
 
 
 def keep_delivered(con, month: str, customer_ids: list[str], recipient: str,

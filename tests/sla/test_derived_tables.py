@@ -1,4 +1,5 @@
-"""The calendar and policy tables are rebuilt only when what they are built from changed, or they did.
+"""The calendar and policy tables are rebuilt only when what they are built from changed, or they did;
+views are remade only when their text changed or the tables under them were rebuilt.
 
 An incremental metrics run reuses them (issue 18); these tests make sure reuse never serves stale rows.
 """
@@ -9,6 +10,7 @@ import duckdb
 import yaml
 
 from sla.calendar import BusinessCalendar, ensure_business_calendar
+from sla.db import ensure_views
 from sla.metrics import write_policy_tables
 from sla.policy import DEFAULT_POLICY_PATH, load_policy
 
@@ -71,3 +73,21 @@ def test_policy_tables_are_rewritten_when_the_policy_or_the_tables_changed(tmp_p
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     write_policy_tables(con, load_policy(tmp_path / "policy.yaml"), on)
     assert con.execute("SELECT monthly_incident_quota FROM sla_tiers WHERE tier = 'gold'").fetchone()[0] == 7
+
+
+def test_views_are_remade_when_their_text_changed_or_on_rebind_only():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 1 AS a")
+    ensure_views(con, {"v": "SELECT a FROM t"})
+    assert con.execute("SELECT * FROM v").fetchall() == [(1,)]
+    # a stand-in with the same recorded text: kept unless a rebind is asked for
+    key = con.execute("SELECT comment FROM duckdb_views() WHERE view_name = 'v'").fetchone()[0]
+    con.execute("CREATE OR REPLACE VIEW v AS SELECT 2 AS a")
+    con.execute(f"COMMENT ON VIEW v IS '{key}'")
+    ensure_views(con, {"v": "SELECT a FROM t"}, rebind=False)
+    assert con.execute("SELECT * FROM v").fetchall() == [(2,)]
+    ensure_views(con, {"v": "SELECT a FROM t"}, rebind=True)
+    assert con.execute("SELECT * FROM v").fetchall() == [(1,)]
+    # new text: remade without a rebind; a missing view is made
+    ensure_views(con, {"v": "SELECT a + 10 AS a FROM t", "w": "SELECT 3 AS b"}, rebind=False)
+    assert con.execute("SELECT * FROM v, w").fetchall() == [(11, 3)]
