@@ -20,10 +20,10 @@
 -- incident whose rank cannot have changed (sla/sql/metrics_scope.sql) keeps it: metrics_kept_ranks;
 -- an incident whose rank alone can have changed (metrics_rank_only) is only ranked.
 
--- Temp tables (and incident_clock_segments) are written with preserve_insertion_order off: their
--- row order carries no meaning (every reader joins, groups or orders), and an order-preserving
--- insert of a window's or a join's output runs on one thread. It is on for the tables written in an
--- order (data_warnings, incident_exclusions, incident_sla) and back at the session's value at the
+-- Temp tables are written with preserve_insertion_order off: their row order carries no meaning
+-- (every reader joins, groups or orders), and an order-preserving insert of a window's or a join's
+-- output runs on one thread. It is on for the tables written in an order (data_warnings,
+-- incident_exclusions, incident_clock_segments, incident_sla) and back at the session's value at the
 -- end (sla/metrics.py also restores it when a statement fails).
 SET VARIABLE _sla_insertion_order = current_setting('preserve_insertion_order');
 SET preserve_insertion_order = false;
@@ -315,7 +315,10 @@ DROP TABLE _incidents;  -- read for the last time by _stops
 -- cum_before + clamp(e - open_epoch, 0, business_seconds).
 -- Written straight into incident_clock_segments (35M rows at 10M incidents: a temp table of them
 -- spilled), with tid for _durations, then tid is dropped (no rewrite: the table is new in this
--- transaction).
+-- transaction). In incident order (tid): a ticket's rows then sit in a few row groups, whose
+-- min/max let a lookup or an incremental run's delete of some tickets skip the others (a delete
+-- of 1,000 tickets' rows from 3.5M: 27 -> 6 ms; the sort costs about 0.12 s at 1M incidents).
+SET preserve_insertion_order = true;
 CREATE OR REPLACE TABLE incident_clock_segments AS
 WITH boundaries AS (
     SELECT tid, 0 AS seq, CAST(NULL AS INTEGER) AS vcode, created_at AS seg_start, first_status_at AS next_start
@@ -341,7 +344,9 @@ SELECT s.ticket_id, s.seq, s.status, s.state, s.start_at, s.end_at,
        s.tid
 FROM (SELECT *, epoch(start_at)::BIGINT AS e0, epoch(end_at)::BIGINT AS e1 FROM cut) s
 JOIN business_clock_buckets ks ON ks.k = least(greatest(s.e0 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
-JOIN business_clock_buckets ke ON ke.k = least(greatest(s.e1 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'));
+JOIN business_clock_buckets ke ON ke.k = least(greatest(s.e1 - getvariable('clock_base'), 0) // getvariable('clock_bucket'), getvariable('clock_max'))
+ORDER BY s.tid, s.seq;
+SET preserve_insertion_order = false;
 
 CREATE OR REPLACE TEMP TABLE _durations AS
 SELECT tid,
