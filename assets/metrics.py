@@ -23,6 +23,7 @@ def incident_sla(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     context.log.info(f"incident_sla as of {as_of.isoformat()}: {run.describe()}")
     return dg.MaterializeResult(metadata={"incidents": run.incidents, "as_of": as_of.isoformat(),
                                           "mode": run.mode, "recomputed": run.recomputed,
+                                          "re-ranked": run.reranked,
                                           "full because": run.reason})
 
 

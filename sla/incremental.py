@@ -71,16 +71,19 @@ MONTHLY_COLUMNS = ("month", "customer_id", "tier", "first_response_severity", "f
 
 @dataclass(frozen=True)
 class MetricsRun:
-    """What a metrics step did: `mode` is "full" or "incremental"; `reason` says why it was full."""
+    """What a metrics step did: `mode` is "full" or "incremental"; `reason` says why it was full;
+    `reranked` counts the incidents an incremental run only gave a new quota rank."""
 
     incidents: int
     mode: str
     recomputed: int
     reason: str = ""
+    reranked: int = 0
 
     def describe(self) -> str:
         if self.mode == "incremental":
-            return f"incremental: recomputed {self.recomputed:,} of {self.incidents:,} incidents"
+            reranked = f" and re-ranked {self.reranked:,}" if self.reranked else ""
+            return f"incremental: recomputed {self.recomputed:,}{reranked} of {self.incidents:,} incidents"
         return f"full recompute of {self.incidents:,} incidents ({self.reason})"
 
 
@@ -274,9 +277,10 @@ def drop_schema(con, schema: str) -> None:
     con.execute(f"DROP SCHEMA IF EXISTS {schema}")
 
 
-def apply_delta(con) -> int:
+def apply_delta(con) -> tuple[int, int]:
     """Replace the recomputed incidents' rows of every per-ticket table by the delta's, and give the
-    incidents ranked alone (metrics_rank_only) their new ranks; returns the incidents recomputed.
+    incidents ranked alone (metrics_rank_only) their new ranks; returns the numbers of incidents
+    recomputed and re-ranked.
 
     First remembers in `_affected_months` the customer-months whose monthly figures can change: those
     of every recomputed incident whose row differs, in a column monthly.sql reads (cut-off aside), between
@@ -318,8 +322,8 @@ def apply_delta(con) -> int:
         FROM metrics_new_ranks r
         WHERE s.ticket_id = r.ticket_id AND s.quota_rank IS DISTINCT FROM r.quota_rank
     """)
-    return scalar(con, f"SELECT count(*) FROM {DELTA_SCHEMA}.incident_sla") + scalar(
-        con, "SELECT count(*) FROM metrics_new_ranks")
+    return (scalar(con, f"SELECT count(*) FROM {DELTA_SCHEMA}.incident_sla"),
+            scalar(con, "SELECT count(*) FROM metrics_new_ranks"))
 
 
 def refresh_as_of(con) -> None:

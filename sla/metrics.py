@@ -99,12 +99,13 @@ def compute_incident_sla(con, policy: Policy, as_of: dt.datetime, full: bool = F
         if reason is None:
             bind_variables(con, scoped=True)
             incremental.run_scoped(con, read_sql("incident_sla.sql"))
-            recomputed = incremental.apply_delta(con)
+            recomputed, reranked = incremental.apply_delta(con)
             incremental.drop_schema(con, incremental.DELTA_SCHEMA)
             con.execute(read_sql("monthly.sql"))  # the views, over the updated incident_sla
             incremental.refresh_as_of(con)
             incremental.rebuild_months(con, read_sql("monthly.sql"))
-            run = incremental.MetricsRun(scalar(con, "SELECT count(*) FROM incident_sla"), "incremental", recomputed)
+            run = incremental.MetricsRun(scalar(con, "SELECT count(*) FROM incident_sla"), "incremental", recomputed,
+                                         reranked=reranked)
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE metrics_scope (ticket_id VARCHAR)")
             con.execute("CREATE OR REPLACE TEMP TABLE metrics_rank_only (ticket_id VARCHAR)")

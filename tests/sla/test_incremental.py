@@ -235,7 +235,7 @@ def test_nothing_changed_recomputes_nothing(warehouse):
     before = snapshot(con)
     reimport(con, export, tmp / "1")
     run = compute_metrics(con, POLICY, AS_OF)
-    assert (run.mode, run.recomputed, run.incidents) == ("incremental", 0, 41)
+    assert (run.mode, run.recomputed, run.reranked, run.incidents) == ("incremental", 0, 0, 41)
     assert run.describe() == "incremental: recomputed 0 of 41 incidents"
     assert_same(snapshot(con), before)
 
@@ -258,7 +258,9 @@ def test_a_removed_ticket_moves_the_quota_of_its_month(warehouse):
     export.events = [e for e in export.events if e[0] not in ("T00", "T01")]
     last = reimport(con, export, tmp / "1")
     run = incremental(con, POLICY, AS_OF, full_share=float("inf"))
-    assert (run.mode, run.recomputed, run.incidents) == ("incremental", 18, 39)
+    # T02..T19 move up two ranks and nothing else of theirs changed: re-ranked, not recomputed
+    assert (run.mode, run.recomputed, run.reranked, run.incidents) == ("incremental", 0, 18, 39)
+    assert run.describe() == "incremental: recomputed 0 and re-ranked 18 of 39 incidents"
     assert con.execute("SELECT over_quota FROM incident_sla WHERE ticket_id = 'T02'").fetchall() == [(False,)]
     assert_same(snapshot(con), full_snapshot(last, POLICY, AS_OF))
 
@@ -291,7 +293,7 @@ def test_two_imports_before_one_metrics_run_accumulate(warehouse):
     export.events.append(("T25", export.tickets["T25"][2] + dt.timedelta(hours=5), "status", "c", "open"))
     last = reimport(con, export, tmp / "2")
     run = incremental(con, POLICY, AS_OF, full_share=float("inf"))
-    assert (run.mode, run.recomputed) == ("incremental", 17)
+    assert (run.mode, run.recomputed, run.reranked) == ("incremental", 2, 15)  # NEW, T25; T05..T19
     assert_same(snapshot(con), full_snapshot(last, POLICY, AS_OF))
 
 
