@@ -14,12 +14,13 @@ change sets). The rules:
 - **What depends on it**: the quota rank (`quota_rank`, `over_quota`) of an incident counts the
   incidents of its customer, month and tier created before it (then by ticket id). A ticket that is
   new, removed, or whose customer or creation time changed (kind `ticket`) recomputes itself and
-  the incidents ranked after it in its customer-month, before and after the change; a ticket with
+  re-ranks the incidents ranked after it in its customer-month, before and after the change (see
+  Recompute: they are only ranked); a ticket with
   only new or changed events, severity or exclusions (kind `history`) recomputes itself; a changed
   contract recomputes every incident of its customer.
 - **The cut-off**: when `as_of` moves (from the one stored in `metrics_state`), incidents running
   at the old cut-off (unresolved), incidents with an event or an exclusion approval between the old
-  and the new cut-off, and incidents created in between (with those ranked after them) are
+  and the new cut-off, and incidents created in between (re-ranking those ranked after them) are
   recomputed; every other row only gets the new `as_of`.
 - **Ranks**: incident_sla.sql ranks the scope's incidents over the incidents of their
   customer-months from the month's first seed on (`metrics_rank_from`); the incidents before it

@@ -85,12 +85,12 @@ SELECT ticket_id, customer_id, created_severity, created_at, local_date, month F
     FROM (SELECT c.ticket_id, c.customer_id, c.severity AS created_severity, c.created_at, c.group_month, c.from_key,
                  timezone(getvariable('tz'), c.created_at) AS local_at  -- converted once: the costly part
           FROM _pool_candidates c)
-) WHERE month = group_month AND (from_key IS NULL OR struct_pack(c := created_at, t := ticket_id) >= from_key);
+) WHERE month = group_month AND struct_pack(c := created_at, t := ticket_id) >= from_key;
 
 -- The incidents computed by this run: those of the pool in the scope (but the ones only ranked),
--- and the scope's incidents that keep their rank (outside the pool). `tid` numbers them in (created_at, ticket_id) order: the
--- key of the joins and windows below (an integer is cheaper to hash and sort than the text id at 10M
--- incidents) and the physical order of incident_sla.
+-- and the scope's incidents that keep their rank (outside the pool). `tid` numbers them in
+-- (created_at, ticket_id) order: the key of the joins and windows below (an integer is cheaper to
+-- hash and sort than the text id at 10M incidents) and the physical order of incident_sla.
 CREATE OR REPLACE TEMP TABLE _incidents AS
 SELECT CAST(row_number() OVER (ORDER BY created_at, ticket_id) AS INTEGER) AS tid, * FROM (
     SELECT * FROM _pool
