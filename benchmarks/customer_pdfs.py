@@ -376,6 +376,7 @@ def cpu_per_pdf(args) -> int:
         "benchmark": "customer_pdfs --cpu-per-pdf",
         "date": dt.date.today().isoformat(),
         "code": str(args.code or ROOT),
+        "python": {"executable": sys.executable, "version": platform.python_version()},
         "cpu": cpu, "runs": args.runs,
         "customers": per,
         "median_total_cpu_s": round(statistics.median(totals), 3),
