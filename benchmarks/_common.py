@@ -85,6 +85,30 @@ def machine() -> dict:
     }
 
 
+def demo_month_reports(folder: Path, month: str, *, as_of: dt.datetime, own_policy: bool = False,
+                       **export_args) -> list:
+    """The customer view models of `month` from a seeded demo export written under `folder`
+    (`write_demo_export(**export_args)`), imported and computed into folder/warehouse.duckdb.
+    The policy is the default one, or with `own_policy` the export's sla-policy.yaml."""
+    from connectors.csv_export import CsvExportSource
+    from connectors.demo_export import write_demo_export
+    from sla import warehouse
+    from sla.policy import load_policy
+    from sla.report_data.customer import build_customer_reports
+    from sla.steps import compute_metrics, compute_month, import_source
+
+    write_demo_export(folder / "export", as_of=as_of, **export_args)
+    policy = load_policy(folder / "export" / "sla-policy.yaml") if own_policy else load_policy()
+    con = warehouse.connect(folder / "warehouse.duckdb")
+    try:
+        import_source(con, CsvExportSource(folder / "export"), policy)
+        compute_metrics(con, policy, as_of)
+        compute_month(con, month)
+        return build_customer_reports(con, policy, month)
+    finally:
+        con.close()
+
+
 def save_results(name: str, payload: dict) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"

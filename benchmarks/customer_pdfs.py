@@ -49,6 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import demo_month_reports  # noqa: E402
 
 
 # --------------------------------------------------------------------------- memory sampling
@@ -310,24 +312,12 @@ def size_quantile_picks(customers: int, months: int, tmp: Path):
     computed into a DuckDB file under `tmp`, its customer reports of the last complete month
     ordered by size (incidents + carried over + explanations), picked at fixed quantiles (the
     smallest, the 10th ... 90th percentile, the 97th and the largest). Returns (picks, size)."""
-    from connectors.csv_export import CsvExportSource
-    from connectors.demo_export import write_demo_export
-    from sla import warehouse
     from sla.months import last_complete_month
     from sla.policy import load_policy
-    from sla.report_data.customer import build_customer_reports
-    from sla.steps import compute_metrics, compute_month, import_source
 
     as_of = dt.datetime(2026, 4, 1, 6, 0, tzinfo=dt.timezone.utc)
-    policy = load_policy()
-    month = last_complete_month(as_of, policy.calendar.tz)
-    write_demo_export(tmp / "export", customers=customers, months=months, as_of=as_of)
-    con = warehouse.connect(tmp / "warehouse.duckdb")
-    import_source(con, CsvExportSource(tmp / "export"), policy)
-    compute_metrics(con, policy, as_of)
-    compute_month(con, month)
-    reports = build_customer_reports(con, policy, month)
-    con.close()
+    month = last_complete_month(as_of, load_policy().calendar.tz)
+    reports = demo_month_reports(tmp, month, as_of=as_of, customers=customers, months=months)
 
     def size(vm):
         return len(vm.incidents) + len(vm.carried_over) + len(vm.explanations)

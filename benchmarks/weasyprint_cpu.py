@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO  # noqa: E402
+from _common import REPO, demo_month_reports  # noqa: E402
 
 DATA = REPO / "benchmarks" / "data" / "weasyprint_cpu"
 AS_OF = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.timezone.utc)  # reporting month 2026-10
@@ -45,23 +45,9 @@ def view_models(customers: int, incidents: int) -> list:
     cache = DATA / f"view_models_{customers}_{incidents}.pickle"
     if cache.exists():
         return pickle.loads(cache.read_bytes())
-    from connectors.csv_export import CsvExportSource
-    from connectors.demo_export import write_demo_export
-    from sla import warehouse
-    from sla.policy import load_policy
-    from sla.report_data.customer import build_customer_reports
-    from sla.steps import compute_metrics, compute_month, import_source
-
-    work = DATA / f"work_{customers}_{incidents}"
-    write_demo_export(work / "export", customers=customers, months=24, incidents=incidents,
-                      seed=7, as_of=AS_OF)
-    policy = load_policy(work / "export" / "sla-policy.yaml")
-    con = warehouse.connect(work / "warehouse.duckdb")
-    import_source(con, CsvExportSource(work / "export"), policy)
-    compute_metrics(con, policy, AS_OF)
-    compute_month(con, "2026-10")
-    reports = build_customer_reports(con, policy, "2026-10")
-    con.close()
+    reports = demo_month_reports(DATA / f"work_{customers}_{incidents}", "2026-10", as_of=AS_OF,
+                                 own_policy=True, customers=customers, months=24,
+                                 incidents=incidents, seed=7)
     cache.write_bytes(pickle.dumps(reports))
     return reports
 

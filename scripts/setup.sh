@@ -15,7 +15,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # Debian's own CPython first: it is built with profile-guided and link-time optimisation and
-# renders a customer PDF in about 12 % less CPU than a default pyenv build of the same 3.11
+# renders a customer PDF with 11-16 % less CPU than a default pyenv build of the same 3.11
 # (no --enable-optimizations; benchmarks/README.md section 8). Any python3.11 otherwise.
 if [ -z "${PYTHON:-}" ] && [ -x /usr/bin/python3.11 ] && /usr/bin/python3.11 -c "import ensurepip, venv" 2>/dev/null; then
   PYTHON=/usr/bin/python3.11
