@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reports", type=int, default=40, help="the first N customers' reports")
     ap.add_argument("--cpu", type=int, default=None, help="the CPU to pin to (default: the last)")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "weasyprint_cpu.json")
+    ap.add_argument("--write-html", type=Path, default=None, metavar="DIR",
+                    help="write the reports' HTML to DIR for weasyprint_plain.py, and stop")
     args = ap.parse_args(argv)
     cpu = args.cpu if args.cpu is not None else sorted(os.sched_getaffinity(0))[-1]
     os.sched_setaffinity(0, [cpu])
@@ -74,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         html, overlays = render.customer_html_and_overlays(render.customer_context(vm))
         prepared.append((vm, html, overlays))
     charts._stop_server()  # noqa: SLF001 - no chromium while WeasyPrint is timed
+    if args.write_html:
+        args.write_html.mkdir(parents=True, exist_ok=True)
+        for number, (_, html, _) in enumerate(prepared):
+            (args.write_html / f"report_{number:03d}.html").write_text(html, encoding="utf-8")
+        print(f"wrote {len(prepared)} reports' HTML to {args.write_html}")
+        return 0
     first = prepared[0]
     render.html_to_pdf(first[1], created=first[0].cutoff, report_css=True, overlays=first[2])
 
