@@ -45,7 +45,6 @@ from connectors.sync import (
     SyncStore,
     as_dict,
     as_text,
-    count,
     exclusion_metric_map,
     iso_utc,
     next_link,
@@ -53,7 +52,6 @@ from connectors.sync import (
     parse_instant,
     record_key,
     reset_staging,
-    stage_contracts,
 )
 from sla.db import sql_literal as _lit
 
@@ -286,15 +284,8 @@ class JiraSource(ApiTicketSource):
             FROM ev""")
         if self.exclusion_field:
             self._stage_exclusions(con)
-        for t in ("_jr_issues", "_jr_items", "_jr_prio"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        contracts, label = stage_contracts(con, self.contracts_csv)
-        self.labels = {**self.labels, "contracts": label}
-        staged = {"tickets": count(con, "stg_tickets"), "ticket_events": count(con, "stg_ticket_events"),
-                  "contracts": contracts}
-        if self.exclusion_field:
-            staged["exclusions"] = count(con, "stg_exclusions")
-        return staged
+        return self.finish_staging(con, ("_jr_issues", "_jr_items", "_jr_prio"),
+                                   exclusions=bool(self.exclusion_field))
 
     def _stage_exclusions(self, con) -> None:
         """stg_exclusions from the exclusion field's current values, approved by the changelog entry that set it."""

@@ -35,7 +35,6 @@ from connectors.sync import (
     SyncStore,
     as_dict,
     as_text,
-    count,
     iso_utc,
     latest,
     page_list,
@@ -43,7 +42,6 @@ from connectors.sync import (
     parse_instant,
     record_key,
     reset_staging,
-    stage_contracts,
 )
 from sla.db import sql_literal as _lit
 
@@ -284,12 +282,7 @@ class RequestTrackerSource(ApiTicketSource):
                    row_number() OVER (ORDER BY try_cast(ticket_id AS BIGINT), ticket_id, txn_id) AS line,
                    'ticket/' || ticket_id || '/txn/' || txn_id AS source_ref, CAST(payload AS VARCHAR) AS raw
             FROM ev""")
-        for t in ("_rt_users", "_rt_tickets", "_rt_txn", "_rt_sev"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        contracts, label = stage_contracts(con, self.contracts_csv)
-        self.labels = {**self.labels, "contracts": label}
-        return {"tickets": count(con, "stg_tickets"), "ticket_events": count(con, "stg_ticket_events"),
-                "contracts": contracts}
+        return self.finish_staging(con, ("_rt_users", "_rt_tickets", "_rt_txn", "_rt_sev"))
 
 
 def dumps(obj) -> str:  # pragma: no cover - debugging helper

@@ -332,3 +332,16 @@ class ApiTicketSource(TicketSource):
 
     def rejected_rows_sql(self, con, stg: str, rejected: str) -> str:
         return rejected_rows_sql(con, stg, rejected)  # the contracts CSV, quoted from its file
+
+    def finish_staging(self, con, scratch_tables: Iterable[str], *, exclusions: bool = False) -> dict[str, int]:
+        """The end of every API connector's `stage`: drop its scratch tables, stage the contracts
+        CSV and return the staged counts (with `exclusions` when the connector staged them)."""
+        for table in scratch_tables:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        contracts, label = stage_contracts(con, self.contracts_csv)
+        self.labels = {**self.labels, "contracts": label}
+        staged = {"tickets": count(con, "stg_tickets"), "ticket_events": count(con, "stg_ticket_events"),
+                  "contracts": contracts}
+        if exclusions:
+            staged["exclusions"] = count(con, "stg_exclusions")
+        return staged

@@ -44,7 +44,6 @@ from connectors.sync import (
     SyncStore,
     as_dict,
     as_text,
-    count,
     epoch_instant,
     exclusion_metric_map,
     iso_utc,
@@ -53,7 +52,6 @@ from connectors.sync import (
     page_list,
     record_key,
     reset_staging,
-    stage_contracts,
 )
 from sla.db import sql_literal as _lit
 
@@ -320,15 +318,8 @@ class ZendeskSource(ApiTicketSource):
             FROM ev""")
         if self.exclusion_tags:
             self._stage_exclusions(con)
-        for t in ("_zd_users", "_zd_orgs", "_zd_tickets", "_zd_hist", "_zd_prio", "_zd_xmap"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        contracts, label = stage_contracts(con, self.contracts_csv)
-        self.labels = {**self.labels, "contracts": label}
-        staged = {"tickets": count(con, "stg_tickets"), "ticket_events": count(con, "stg_ticket_events"),
-                  "contracts": contracts}
-        if self.exclusion_tags:
-            staged["exclusions"] = count(con, "stg_exclusions")
-        return staged
+        return self.finish_staging(con, ("_zd_users", "_zd_orgs", "_zd_tickets", "_zd_hist", "_zd_prio", "_zd_xmap"),
+                                   exclusions=bool(self.exclusion_tags))
 
     def _stage_exclusions(self, con) -> None:
         """stg_exclusions from the mapped tags the tickets carry now, approved by the audit that added them."""
