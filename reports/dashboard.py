@@ -290,11 +290,7 @@ def volume_severity_figure(data: DashboardData) -> go.Figure:
                                "<br>%{customdata[2]}<extra></extra>"),
                 meta=_meta(show_for), visible=_visible(show_for), **_monthly_trace_kwargs(),
             ))
-    _base_layout(fig, height=340, legend_title="Severity at creation")
-    fig.update_layout(barmode="stack", margin=dict(t=50), bargap=0.15)
-    fig.update_yaxes(title_text="incidents opened")
-    _month_axis(fig, data, default_period(data))
-    return fig
+    return _stacked_volume_layout(fig, data, legend_title="Severity at creation")
 
 
 def volume_tier_figure(data: DashboardData) -> go.Figure:
@@ -318,7 +314,12 @@ def volume_tier_figure(data: DashboardData) -> go.Figure:
                            "<br>%{customdata[2]}<extra></extra>"),
             meta=_meta(show_for), visible=_visible(show_for), **_monthly_trace_kwargs(),
         ))
-    _base_layout(fig, height=340, legend_title="Tier")
+    return _stacked_volume_layout(fig, data, legend_title="Tier")
+
+
+def _stacked_volume_layout(fig: go.Figure, data: DashboardData, *, legend_title: str) -> go.Figure:
+    """The layout both "incidents opened" charts share: stacked monthly bars, default period."""
+    _base_layout(fig, height=340, legend_title=legend_title)
     fig.update_layout(barmode="stack", margin=dict(t=50), bargap=0.15)
     fig.update_yaxes(title_text="incidents opened")
     _month_axis(fig, data, default_period(data))
