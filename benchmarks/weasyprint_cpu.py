@@ -1,6 +1,7 @@
 """Benchmark (issue 18): WeasyPrint's CPU seconds per customer PDF under this interpreter.
 
     python benchmarks/weasyprint_cpu.py [--reports 40] [--cpu 1] [--json PATH]
+    python benchmarks/weasyprint_cpu.py --write-html DIR    # the same reports' HTML, for weasyprint_plain.py
 
 For comparing interpreters and builds of WeasyPrint on the same reports, not code changes
 (`customer_pdfs.py --cpu-per-pdf --code` does those). Run it once per interpreter (or with
